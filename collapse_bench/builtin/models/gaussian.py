@@ -1,0 +1,45 @@
+"""A multivariate normal refitted by maximum likelihood: the continuous case of Shumailov et al. 2024."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from collapse_bench.components import LOGLIK, MOMENTS, FitContext, Model, SampleContext
+from collapse_bench.errors import ConfigError
+
+
+class GaussianModel(Model):
+    """Normal distribution with fitted mean and covariance; its variance shrinks as (1 - 1/M)^t."""
+
+    name = "gaussian"
+    modality = "vector"
+    capabilities = frozenset({LOGLIK, MOMENTS})
+
+    def __init__(self, *, ddof: int = 0) -> None:
+        """``ddof``: 0 divides the covariance by M (MLE, the paper's theory), 1 by M - 1 (unbiased)."""
+        if ddof not in (0, 1):
+            raise ConfigError(f"gaussian ddof is {ddof}", "use ddof=0 (maximum likelihood) or ddof=1 (unbiased)")
+        self.ddof = ddof
+        self.mean: np.ndarray | None = None
+        self.cov: np.ndarray | None = None
+
+    def fit(self, data: np.ndarray, ctx: FitContext) -> None:
+        if len(data) <= self.ddof:
+            raise ConfigError(f"gaussian got {len(data)} rows", "give the model at least two rows per generation")
+        self.mean = data.mean(axis=0)
+        self.cov = np.atleast_2d(np.cov(data, rowvar=False, ddof=self.ddof))
+
+    def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
+        return ctx.rng.multivariate_normal(self.mean, self.cov, size=n, method="eigh")
+
+    def nll(self, data: np.ndarray) -> np.ndarray:
+        dim = len(self.mean)
+        sign, logdet = np.linalg.slogdet(self.cov)
+        if sign <= 0:
+            return np.full(len(data), np.inf)
+        centred = data - self.mean
+        maha = np.einsum("ij,ij->i", centred, np.linalg.solve(self.cov, centred.T).T)
+        return 0.5 * (maha + logdet + dim * np.log(2 * np.pi))
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.mean, self.cov

@@ -1,0 +1,214 @@
+"""The component contract: what a dataset, model, mixer and metric must provide.
+
+Plugins register subclasses of these classes (see :mod:`collapse_bench.hookspecs`). The harness
+instantiates a component with the keyword parameters of a SPEC (``ngram:order=3``); the
+component's ``__init__`` signature, with type annotations and defaults, *is* its parameter
+declaration, so every parameter is validated before anything is trained.
+
+Data flows between components as 2-D numpy arrays, one row per unit:
+
+* ``text`` modality: ``int`` arrays of shape ``(n, block_tokens)`` holding token ids of the
+  run's tokenizer (ids are in ``range(vocab_size)``).
+* ``vector`` modality: ``float`` arrays of shape ``(n, dim)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collapse_bench.data import RealData
+    from collapse_bench.protocol import Protocol
+
+Modality = Literal["text", "vector"]
+Direction = Literal["higher", "lower"]
+HIGHER: Direction = "higher"
+LOWER: Direction = "lower"
+
+#: Model capabilities that metrics can require.
+LOGLIK = "loglik"  #: ``Model.nll`` gives per-token (text) or per-point (vector) negative log-likelihoods
+MOMENTS = "moments"  #: ``Model.moments`` gives the fitted mean and covariance
+
+
+class Component:
+    """Base of every pluggable component: a registered name and a one-line description."""
+
+    #: The name users type in a SPEC; unique within its kind.
+    name: ClassVar[str]
+    #: One line for ``collapse-bench list``; defaults to the first line of the docstring.
+    description: ClassVar[str] = ""
+
+    @classmethod
+    def summary(cls) -> str:
+        """The one-line description shown by ``collapse-bench list``."""
+        if cls.description:
+            return cls.description
+        doc = inspect.getdoc(cls) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def check(self, protocol: Protocol) -> None:
+        """Refuse a protocol this component cannot serve, by raising ``ConfigError``.
+
+        Called once before any training starts, so that a run never dies half-way on a setting
+        that was wrong from the start.
+        """
+
+
+class Dataset(Component):
+    """Real data: the source of generation 0 and of the held-out test split."""
+
+    modality: ClassVar[Modality]
+
+    @abstractmethod
+    def load(self) -> list[str] | np.ndarray:
+        """Return the whole dataset in a fixed order.
+
+        ``text``: a list of documents (strings); the harness splits documents into test and
+        train, fits the run's tokenizer on train and cuts the token stream into blocks.
+        ``vector``: a float array ``(n, dim)``; the harness shuffles and splits its rows.
+        """
+
+
+@dataclass
+class FitContext:
+    """Everything a model may use when it is trained for one generation."""
+
+    seed: int
+    generation: int
+    rng: np.random.Generator
+    #: The protocol's ``[training]`` table (budget: epochs, learning rate, ...), as given.
+    training: dict[str, Any]
+    #: Size of the run's vocabulary (text modality), else ``None``.
+    vocab_size: int | None = None
+    #: The model of the previous generation (``None`` at generation 0).
+    previous: Model | None = None
+    #: The generation-0 model of this chain (``None`` at generation 0).
+    base: Model | None = None
+
+
+@dataclass
+class SampleContext:
+    """Everything a model may use when it draws the synthetic data of its generation."""
+
+    rng: np.random.Generator
+    #: Tokens per synthetic sequence (text modality).
+    length: int | None = None
+    #: The protocol's ``[decoding]`` table: ``strategy``, ``temperature``, ``top_k``, ...
+    decoding: dict[str, Any] = field(default_factory=dict)
+
+
+class Model(Component):
+    """A generative model trained once per generation.
+
+    A new instance is created for every generation, so ``fit`` is called once per instance.
+    """
+
+    modality: ClassVar[Modality]
+    #: Which of :data:`LOGLIK` and :data:`MOMENTS` this model provides.
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def fit(self, data: np.ndarray, ctx: FitContext) -> None:
+        """Train on ``data`` (rows as described in this module's docstring)."""
+
+    @abstractmethod
+    def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
+        """Draw ``n`` rows: ``(n, ctx.length)`` token ids, or ``(n, dim)`` vectors."""
+
+    def nll(self, data: np.ndarray) -> np.ndarray:
+        """Negative log-likelihood in nats, per token ``(n, length)`` or per point ``(n,)``.
+
+        Only for models with the :data:`LOGLIK` capability.
+        """
+        raise NotImplementedError(f"model {self.name!r} does not compute log-likelihoods")
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The fitted mean ``(dim,)`` and covariance ``(dim, dim)``.
+
+        Only for models with the :data:`MOMENTS` capability.
+        """
+        raise NotImplementedError(f"model {self.name!r} does not expose its moments")
+
+
+@dataclass
+class MixContext:
+    """What a mixer sees when it builds the training set of ``generation``."""
+
+    real: RealData
+    #: Synthetic sets ``[S_0, ..., S_{generation-1}]``, oldest first.
+    history: list[np.ndarray]
+    #: The generation whose training set is being built (at least 1).
+    generation: int
+    rng: np.random.Generator
+    #: Synthetic rows drawn per generation (the protocol's ``samples``).
+    sample_size: int
+    #: Total number of generations in the chain (for mixers that reserve data up front).
+    generations: int
+
+
+class Mixer(Component):
+    """Builds D_{g+1} from the real training data and the synthetic history."""
+
+    @abstractmethod
+    def mix(self, ctx: MixContext) -> np.ndarray:
+        """Return the training rows of generation ``ctx.generation``."""
+
+    def check_data(self, real: RealData, protocol: Protocol) -> None:
+        """Refuse real data too small for this mixer under ``protocol`` (``DataError``)."""
+
+
+@dataclass
+class MetricContext:
+    """What a metric sees at one generation of one chain."""
+
+    #: M_g, the model of this generation.
+    model: Model
+    #: M_0, the generation-0 model of the same chain.
+    base: Model
+    real: RealData
+    #: S_g, the synthetic rows drawn from ``model``.
+    samples: np.ndarray
+    generation: int
+
+
+class Metric(Component):
+    """Scores one generation. Metrics report raw values; drift is derived when aggregating.
+
+    An instance lives for a whole run, so statistics of the real data can be computed once and
+    kept on ``self``.
+    """
+
+    #: Modalities this metric applies to.
+    modalities: ClassVar[frozenset[str]]
+    #: Model capabilities this metric needs (:data:`LOGLIK`, :data:`MOMENTS`).
+    requires: ClassVar[frozenset[str]] = frozenset()
+    #: Value names and whether higher or lower is better. A value named like the metric
+    #: is reported under the metric's name, any other as ``"<metric>.<value>"``.
+    outputs: ClassVar[dict[str, Direction]]
+
+    @classmethod
+    def qualified(cls, value: str) -> str:
+        """The name a value is stored and shown under."""
+        return cls.name if value == cls.name else f"{cls.name}.{value}"
+
+    @classmethod
+    def directions(cls) -> dict[str, Direction]:
+        """Direction of every value this metric reports, by qualified name."""
+        return {cls.qualified(k): d for k, d in cls.outputs.items()}
+
+    @abstractmethod
+    def compute(self, ctx: MetricContext) -> dict[str, float]:
+        """Return one float per name in ``outputs`` (short names)."""
+
+
+KINDS: dict[str, type[Component]] = {
+    "dataset": Dataset,
+    "model": Model,
+    "mixer": Mixer,
+    "metric": Metric,
+}

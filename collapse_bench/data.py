@@ -1,0 +1,159 @@
+"""Real data for a run: the fixed train/test/pool split and, for text, the run's tokenizer.
+
+The split depends only on the dataset and the protocol's ``[data]`` table (never on the run's
+seeds), and every part is hashed into the manifest, so two runs that claim the same protocol can
+prove they trained and tested on the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from collapse_bench.errors import DataError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+    from collapse_bench.components import Dataset
+    from collapse_bench.protocol import Protocol
+
+
+@dataclass
+class RealData:
+    """The real side of every chain in a run."""
+
+    modality: str
+    #: D_0: the real training rows.
+    train: np.ndarray
+    #: Held-out rows every generation is tested on.
+    test: np.ndarray
+    #: Real rows outside train and test, for mixers that bring in fresh real data.
+    pool: np.ndarray
+    #: The run's byte-level BPE tokenizer (text), fitted on the training documents.
+    tokenizer: Tokenizer | None = None
+    #: Characters in the decoded test rows (text), the denominator of bits per character.
+    test_chars: int | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def vocab_size(self) -> int | None:
+        """Number of token ids (text), else ``None``."""
+        return self.tokenizer.get_vocab_size() if self.tokenizer is not None else None
+
+    def decode(self, rows: np.ndarray) -> list[str]:
+        """Rows as text (token ids decoded) or as printable vectors."""
+        if self.tokenizer is None:
+            return [np.array2string(r, precision=4, separator=", ") for r in rows]
+        return self.tokenizer.decode_batch([r.tolist() for r in rows])
+
+    def describe(self) -> dict[str, Any]:
+        """Sizes and hashes, for the manifest."""
+        out: dict[str, Any] = {
+            "modality": self.modality,
+            "train_rows": len(self.train),
+            "test_rows": len(self.test),
+            "pool_rows": len(self.pool),
+            "hashes": self.hashes,
+        }
+        if self.tokenizer is not None:
+            out.update(vocab_size=self.vocab_size, test_chars=self.test_chars, row_tokens=self.train.shape[1])
+        else:
+            out["dim"] = self.train.shape[1]
+        return out
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fit_tokenizer(documents: list[str], vocab_size: int) -> Tokenizer:
+    """Byte-level BPE fitted on ``documents``; every byte is in the vocabulary, so any text encodes."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(documents, trainer)
+    return tok
+
+
+def _blocks(tokenizer: Tokenizer, documents: list[str], length: int) -> np.ndarray:
+    """Encode documents into one token stream and cut it into rows of ``length`` tokens."""
+    ids = np.fromiter(
+        (i for enc in tokenizer.encode_batch([d + "\n\n" for d in documents]) for i in enc.ids),
+        dtype=np.int32,
+    )
+    n = len(ids) // length
+    return ids[: n * length].reshape(n, length)
+
+
+def _too_small(what: str, have: int, need: int, protocol: Protocol) -> DataError:
+    return DataError(
+        f"dataset {protocol.dataset.name!r} gives {have} {what}rows, but protocol {protocol.label} needs {need}",
+        "use a larger dataset or a protocol with smaller [data] train_size/test_size",
+    )
+
+
+def prepare(dataset: Dataset, protocol: Protocol) -> RealData:
+    """Load ``dataset`` and split it as ``protocol`` says."""
+    raw = dataset.load()
+    spec = protocol.data
+    rng = np.random.default_rng(spec.split_seed)
+    if dataset.modality == "text":
+        docs = [d for d in raw if isinstance(d, str) and d.strip()]
+        if len(docs) < 2:
+            raise DataError(
+                f"dataset {protocol.dataset.name!r} gave {len(docs)} non-empty documents",
+                "a text dataset needs at least two documents (one for test, one for train)",
+            )
+        order = rng.permutation(len(docs))
+        n_test = max(1, round(spec.test_fraction * len(docs)))
+        test_docs = [docs[i] for i in order[:n_test]]
+        train_docs = [docs[i] for i in order[n_test:]]
+        tokenizer = fit_tokenizer(train_docs, spec.vocab_size)
+        train_all = _blocks(tokenizer, train_docs, spec.block_tokens)
+        test_all = _blocks(tokenizer, test_docs, spec.block_tokens)
+        train_all = train_all[rng.permutation(len(train_all))]
+        if len(train_all) < spec.train_size:
+            raise _too_small("training ", len(train_all), spec.train_size, protocol)
+        if len(test_all) < spec.test_size:
+            raise _too_small("test ", len(test_all), spec.test_size, protocol)
+        test = test_all[: spec.test_size]
+        real = RealData(
+            modality="text",
+            train=train_all[: spec.train_size],
+            test=test,
+            pool=train_all[spec.train_size :],
+            tokenizer=tokenizer,
+        )
+        real.test_chars = sum(len(t) for t in real.decode(test))
+        real.hashes["tokenizer"] = _digest(tokenizer.to_str().encode())
+    else:
+        arr = np.asarray(raw, dtype=np.float64)
+        if arr.ndim != 2:
+            raise DataError(
+                f"dataset {protocol.dataset.name!r} gave an array of shape {arr.shape}",
+                "a vector dataset returns a 2-D array (rows, dim)",
+            )
+        arr = arr[rng.permutation(len(arr))]
+        need = spec.train_size + spec.test_size
+        if len(arr) < need:
+            raise _too_small("", len(arr), need, protocol)
+        real = RealData(
+            modality="vector",
+            test=arr[: spec.test_size],
+            train=arr[spec.test_size : need],
+            pool=arr[need:],
+        )
+    for part in ("train", "test", "pool"):
+        real.hashes[part] = _digest(np.ascontiguousarray(getattr(real, part)).tobytes())
+    return real
