@@ -1,0 +1,21 @@
+"""Built-in metrics: test perplexity, reference perplexity, tail, repetition, divergence, variance."""
+
+from __future__ import annotations
+
+from collapse_bench import hookimpl
+from collapse_bench.builtin.metrics.divergence import UnigramDivergenceMetric
+from collapse_bench.builtin.metrics.perplexity import PerplexityMetric
+from collapse_bench.builtin.metrics.reference_perplexity import ReferencePerplexityMetric
+from collapse_bench.builtin.metrics.repetition import RepetitionMetric
+from collapse_bench.builtin.metrics.tail import TailMetric
+from collapse_bench.builtin.metrics.variance import VarianceMetric
+
+
+@hookimpl
+def register_metrics(register):
+    register(PerplexityMetric)
+    register(ReferencePerplexityMetric)
+    register(TailMetric)
+    register(RepetitionMetric)
+    register(UnigramDivergenceMetric)
+    register(VarianceMetric)

@@ -1,0 +1,42 @@
+"""Perplexity of each generation's model on the real test split: the paper's headline measure."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from collapse_bench.components import LOGLIK, LOWER, Metric, MetricContext
+
+
+class PerplexityMetric(Metric):
+    """Perplexity, bits per character and zero-probability rate of M_g on the real test split.
+
+    With ``l_j`` the negative log-likelihood in nats that M_g gives test token ``j``, ``T`` the
+    number of test tokens and ``C`` the number of characters of the decoded test text:
+
+    * ``perplexity = exp(sum_j l_j / T)``
+    * ``bits_per_char = sum_j l_j / (C ln 2)``: comparable across tokenizers, unlike perplexity
+    * ``zero_prob_rate = |{j : l_j = inf}| / T``: test tokens the model gives probability 0
+
+    A single zero-probability token makes perplexity and bits per character infinite: the model
+    says real text is impossible, and no smoothing by the metric hides that.
+    """
+
+    name = "perplexity"
+    modalities = frozenset({"text"})
+    requires = frozenset({LOGLIK})
+    outputs = {"perplexity": LOWER, "bits_per_char": LOWER, "zero_prob_rate": LOWER}
+
+    def compute(self, ctx: MetricContext) -> dict[str, float]:
+        if not ctx.real.test_chars:
+            raise ValueError("RealData.test_chars is not set; bits per character needs the test text's length")
+        nll = np.asarray(ctx.model.nll(ctx.real.test), dtype=np.float64)
+        total = float(nll.sum())
+        with np.errstate(over="ignore"):  # a huge mean NLL is an infinite perplexity, honestly
+            perplexity = float(np.exp(total / nll.size))
+        return {
+            "perplexity": perplexity,
+            "bits_per_char": total / math.log(2) / ctx.real.test_chars,
+            "zero_prob_rate": float(np.isinf(nll).mean()),
+        }

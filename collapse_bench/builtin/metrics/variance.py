@@ -1,0 +1,60 @@
+"""Variance loss and Wasserstein drift of a Gaussian model: the paper's continuous theory case."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from collapse_bench.components import HIGHER, LOWER, MOMENTS, Metric, MetricContext
+
+
+class VarianceMetric(Metric):
+    """Total variance relative to generation 0, and 2-Wasserstein distance to the real data's Gaussian.
+
+    With ``(mu_g, Sigma_g)`` the mean and covariance of M_g (``Model.moments``), ``Sigma_0`` the
+    covariance of M_0 of the same chain and ``(mu_r, Sigma_r)`` the maximum-likelihood mean and
+    covariance (divided by the number of rows) of the real training split:
+
+    * ``ratio = tr(Sigma_g) / tr(Sigma_0)``: 1 while variance is kept; collapse drives it to 0,
+      and for the MLE-refitted Gaussian of Shumailov et al. (2024) with M samples per generation
+      ``E[ratio_t] = (1 - 1/M)^t``.
+    * ``w2 = sqrt(|mu_g - mu_r|^2 + tr(Sigma_g + Sigma_r - 2 (Sigma_r^1/2 Sigma_g Sigma_r^1/2)^1/2))``:
+      the 2-Wasserstein distance between N(mu_g, Sigma_g) and N(mu_r, Sigma_r), in data units.
+      Matrix square roots come from symmetric eigendecompositions with tiny negative eigenvalues
+      (rounding) clipped to 0.
+    """
+
+    name = "variance"
+    modalities = frozenset({"vector"})
+    requires = frozenset({MOMENTS})
+    outputs = {"ratio": HIGHER, "w2": LOWER}
+
+    def __init__(self) -> None:
+        self._real: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def compute(self, ctx: MetricContext) -> dict[str, float]:
+        if self._real is None:
+            train = np.asarray(ctx.real.train, dtype=np.float64)
+            cov = np.atleast_2d(np.cov(train, rowvar=False, ddof=0))
+            self._real = (train.mean(axis=0), cov, _sqrtm(cov))
+        real_mean, real_cov, real_root = self._real
+        mean, cov = ctx.model.moments()
+        mean, cov = np.atleast_1d(mean), np.atleast_2d(cov)
+        base_cov = np.atleast_2d(ctx.base.moments()[1])
+        cross, _ = _psd_eigh(real_root @ cov @ real_root)
+        squared = np.sum((mean - real_mean) ** 2) + np.trace(cov) + np.trace(real_cov) - 2 * np.sum(np.sqrt(cross))
+        return {
+            "ratio": float(np.trace(cov) / np.trace(base_cov)),
+            "w2": float(np.sqrt(max(squared, 0.0))),
+        }
+
+
+def _psd_eigh(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of a symmetric PSD matrix, negative rounding clipped to 0."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return np.clip(values, 0.0, None), vectors
+
+
+def _sqrtm(matrix: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix."""
+    values, vectors = _psd_eigh(matrix)
+    return (vectors * np.sqrt(values)) @ vectors.T

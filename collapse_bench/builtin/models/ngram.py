@@ -1,0 +1,204 @@
+"""An n-gram language model with interpolated modified Kneser-Ney smoothing (Chen & Goodman 1998).
+
+Each row is an independent sequence, left-padded with ``order - 1`` beginning-of-sequence symbols
+(id ``vocab_size``) and without an end symbol, since rows have a fixed length. An n-gram is packed
+into one ``int64`` key, ``ceil(log2(vocab_size + 1))`` bits per token with the last token in the
+lowest bits, so that the n-grams sharing a context form one contiguous run of a sorted table and
+every lookup is a vectorized ``searchsorted``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from collapse_bench.components import LOGLIK, FitContext, Model, SampleContext
+from collapse_bench.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from collapse_bench.protocol import Protocol
+
+#: Discounts (D1, D2, D3+) used where count-of-counts cannot give a valid estimate (tiny or
+#: degenerate data): typical values of Chen & Goodman's estimates on real text.
+FALLBACK_DISCOUNTS = np.array([0.5, 1.0, 1.5])
+_KEY_BITS = 63
+
+
+def discounts(counts: np.ndarray) -> np.ndarray:
+    """The modified Kneser-Ney discounts ``(D1, D2, D3+)`` for one order's n-gram counts.
+
+    Chen & Goodman's estimates from the count-of-counts n1..n4; an estimate that is undefined or
+    outside ``(0, r)`` for count ``r`` (which would leave an n-gram with no mass, or with negative
+    mass) is replaced by its :data:`FALLBACK_DISCOUNTS` entry.
+    """
+    n1, n2, n3, n4 = np.bincount(np.minimum(counts, 5), minlength=6)[1:5].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = n1 / (n1 + 2 * n2)
+        estimate = np.array([1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
+    valid = (estimate > 0) & (estimate < np.arange(1, 4))
+    return np.where(valid, estimate, FALLBACK_DISCOUNTS)
+
+
+@dataclass(frozen=True)
+class _Order:
+    """The smoothed statistics of one order: n-grams, and the contexts they continue.
+
+    ``mass`` is an n-gram's discounted count, its share of its context's probability before
+    interpolation; ``gamma`` is the weight a context leaves to the next lower order.
+    """
+
+    keys: np.ndarray  # sorted n-gram keys
+    mass: np.ndarray  # count minus discount, float64
+    cum_mass: np.ndarray  # [0, cumsum(mass)]: draws within a context's run
+    ctx_keys: np.ndarray  # sorted context keys (the n-gram keys without their last token)
+    ctx_bounds: np.ndarray  # the n-grams of context i are keys[ctx_bounds[i]:ctx_bounds[i + 1]]
+    ctx_total: np.ndarray  # sum of counts, float64
+    ctx_gamma: np.ndarray
+
+    @classmethod
+    def build(cls, keys: np.ndarray, counts: np.ndarray, bits: int) -> _Order:
+        """Statistics from sorted, unique ``keys`` and their (raw or continuation) ``counts``."""
+        discount = discounts(counts)[np.minimum(counts, 3) - 1]
+        contexts = keys >> bits
+        starts = np.flatnonzero(np.r_[True, contexts[1:] != contexts[:-1]])
+        total = np.add.reduceat(counts, starts).astype(np.float64)
+        mass = counts - discount
+        return cls(
+            keys=keys,
+            mass=mass,
+            cum_mass=np.r_[0.0, np.cumsum(mass)],
+            ctx_keys=contexts[starts],
+            ctx_bounds=np.r_[starts, len(keys)],
+            ctx_total=total,
+            ctx_gamma=np.add.reduceat(discount, starts) / total,
+        )
+
+
+def _find(table: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each query in the sorted ``table`` (clipped to a valid index) and whether it is there."""
+    index = np.minimum(np.searchsorted(table, queries), len(table) - 1)
+    return index, table[index] == queries
+
+
+def _check_decoding(decoding: dict[str, Any]) -> None:
+    """Refuse every decoding but plain ancestral sampling at temperature 1, the only one implemented."""
+    trivial = {"strategy": ("sample",), "temperature": (1,), "top_k": (None, 0), "top_p": (None, 1)}
+    for key, value in decoding.items():
+        if key not in trivial:
+            raise ConfigError(
+                f"ngram does not support decoding option {key!r}",
+                f"remove it; ngram decodes by {', '.join(trivial)} only",
+            )
+        if value not in trivial[key]:
+            raise ConfigError(
+                f"ngram supports only plain ancestral sampling, not decoding {key} = {value!r}",
+                'use strategy = "sample", temperature = 1.0 and no top_k/top_p',
+            )
+
+
+class NgramModel(Model):
+    """N-gram language model with interpolated modified Kneser-Ney smoothing."""
+
+    name = "ngram"
+    modality = "text"
+    capabilities = frozenset({LOGLIK})
+
+    def __init__(self, *, order: int = 3) -> None:
+        """``order``: tokens per n-gram, context included (1 = unigram); at most 4 for a 4096-token vocabulary."""
+        if not 1 <= order <= _KEY_BITS:
+            raise ConfigError(f"ngram order is {order}", f"give an order from 1 to {_KEY_BITS} (3 is a trigram model)")
+        self.order = order
+        self.vocab_size = 0
+        self.bits = 0
+        self.orders: list[_Order] = []
+
+    def _key_bits(self, vocab_size: int) -> int:
+        """Bits per token in a key (the vocabulary plus the BOS symbol); refuse orders that overflow."""
+        bits = vocab_size.bit_length()
+        if bits * self.order > _KEY_BITS:
+            raise ConfigError(
+                f"ngram order {self.order} does not fit a vocabulary of {vocab_size} tokens",
+                f"use order <= {_KEY_BITS // bits} with this vocabulary",
+            )
+        return bits
+
+    def check(self, protocol: Protocol) -> None:
+        _check_decoding(protocol.decoding)
+        data = getattr(protocol, "data", None)
+        if data is not None:
+            self._key_bits(int(data.vocab_size))
+
+    def _keys(self, data: np.ndarray) -> np.ndarray:
+        """Key of the highest-order n-gram ending at every token of ``data``, shape ``data.shape``.
+
+        The key of the lower-order n-gram ending there is its low ``k * bits`` bits.
+        """
+        n, length = data.shape
+        bos = np.full((n, self.order - 1), self.vocab_size, dtype=np.int64)
+        padded = np.concatenate([bos, data.astype(np.int64)], axis=1)
+        keys = np.zeros((n, length), dtype=np.int64)
+        for j in range(self.order):
+            keys = (keys << self.bits) | padded[:, j : j + length]
+        return keys
+
+    def _mask(self, k: int) -> int:
+        """Selects the last ``k`` tokens of a key."""
+        return (1 << (self.bits * k)) - 1
+
+    def fit(self, data: np.ndarray, ctx: FitContext) -> None:
+        if data.size == 0:
+            raise DataError("ngram got no training tokens", "give the model at least one non-empty row")
+        self.vocab_size = int(ctx.vocab_size)
+        self.bits = self._key_bits(self.vocab_size)
+        keys, counts = np.unique(self._keys(data), return_counts=True)
+        orders = [_Order.build(keys, counts, self.bits)]
+        for k in range(self.order - 1, 0, -1):
+            # Lower orders count distinct left extensions (continuation counts), except n-grams
+            # that start with BOS: they cannot be extended left, so they keep their raw counts.
+            keys, inverse, extensions = np.unique(keys & self._mask(k), return_inverse=True, return_counts=True)
+            raw = np.bincount(inverse, weights=counts).astype(np.int64)
+            counts = np.where(keys >> (self.bits * (k - 1)) == self.vocab_size, raw, extensions)
+            orders.append(_Order.build(keys, counts, self.bits))
+        self.orders = orders[::-1]
+
+    def nll(self, data: np.ndarray) -> np.ndarray:
+        keys = self._keys(data).ravel()
+        prob = np.full(keys.shape, 1.0 / self.vocab_size)
+        for k, table in enumerate(self.orders, start=1):
+            grams = keys & self._mask(k)
+            ctx, seen_ctx = _find(table.ctx_keys, grams >> self.bits)
+            gram, seen_gram = _find(table.keys, grams)
+            direct = np.where(seen_gram, table.mass[gram], 0.0) / table.ctx_total[ctx]
+            prob = np.where(seen_ctx, direct + table.ctx_gamma[ctx] * prob, prob)
+        return -np.log(prob).reshape(data.shape)
+
+    def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
+        """Ancestral sampling, drawing each token from the interpolated distribution as a mixture.
+
+        Starting at the highest order, a row stays at an order with probability ``1 - gamma`` of
+        its context there and draws a continuation in proportion to its discounted count; else it
+        backs off, down to the uniform distribution. Unseen contexts back off with certainty.
+        """
+        _check_decoding(ctx.decoding)
+        history = np.zeros(n, dtype=np.int64)  # the last order - 1 tokens, packed like a key
+        for _ in range(self.order - 1):
+            history = (history << self.bits) | self.vocab_size
+        out = np.empty((n, ctx.length), dtype=np.int32)
+        for t in range(ctx.length):
+            u = ctx.rng.random((n, self.order + 1))
+            token = (u[:, 0] * self.vocab_size).astype(np.int64)  # the uniform draw, unless overridden
+            undecided = np.ones(n, dtype=bool)
+            for k in range(self.order, 0, -1):
+                table = self.orders[k - 1]
+                ctx_index, seen = _find(table.ctx_keys, history & self._mask(k - 1))
+                rows = np.flatnonzero(undecided & seen & (u[:, k] >= table.ctx_gamma[ctx_index]))
+                undecided[rows] = False
+                first, stop = table.ctx_bounds[ctx_index[rows]], table.ctx_bounds[ctx_index[rows] + 1]
+                lo, hi = table.cum_mass[first], table.cum_mass[stop]
+                pick = np.searchsorted(table.cum_mass, lo + u[rows, 0] * (hi - lo), side="right") - 1
+                token[rows] = table.keys[np.clip(pick, first, stop - 1)] & self._mask(1)
+            out[:, t] = token
+            history = ((history << self.bits) | token) & self._mask(self.order - 1)
+        return out
