@@ -1,0 +1,147 @@
+"""Leaderboards: runs aggregated with pandas into one ranked markdown table per protocol.
+
+Rows of different protocols (name, major version) or of protocol variants (a changed field, seen
+in the fingerprint) are never pooled: each gets its own table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from collapse_bench.results import find_runs, load_results
+
+#: Values shown beside the ranking metric when a run has them, in this order.
+COLUMNS = (
+    "perplexity",
+    "perplexity.bits_per_char",
+    "reference-perplexity.mean",
+    "tail.share_ratio",
+    "tail.type_coverage",
+    "repetition.seq_rep_4",
+    "repetition.distinct_4",
+    "unigram-divergence.js",
+    "variance.ratio",
+    "variance.w2",
+)
+ARROW = {"higher": "↑", "lower": "↓"}
+
+
+@dataclass
+class Board:
+    """One protocol's leaderboard: its heading facts and the ranked table."""
+
+    protocol: str  # name@version
+    fingerprint: str
+    description: str
+    metric: str
+    by: str
+    last_generation: int
+    runs: list[str]
+    table: pd.DataFrame  # one row per entry, ranked
+    curves: pd.DataFrame  # mean and std of the ranking metric per entry and generation
+    incomplete: int  # cells that did not reach the last generation
+
+
+def _fmt(mean: float, std: float, seeds: int) -> str:
+    if not np.isfinite(mean):
+        return str(mean)
+    text = f"{mean:.4g}"
+    return f"{text} ± {std:.2g}" if seeds > 1 and np.isfinite(std) else text
+
+
+def _board(df: pd.DataFrame, manifest: dict) -> Board:
+    proto = manifest["protocol"]
+    spec = proto["leaderboard"]
+    last = proto["generations"] - 1
+    directions = df.groupby("metric")["direction"].first().to_dict()
+    cell = ["model", "mixer", "seed"]
+    reached = df[df.generation == last][cell].drop_duplicates()
+    all_cells = df[cell].drop_duplicates()
+    done = df.merge(reached, on=cell)
+    metric = spec["metric"]
+    wide = done[done.generation.isin([0, last])].pivot_table(
+        index=cell, columns=["metric", "generation"], values="value", aggfunc="first"
+    )
+    per_seed = pd.DataFrame(index=wide.index)
+    if metric in wide.columns.get_level_values(0):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_seed["first"] = wide[(metric, 0)]
+            per_seed["last"] = wide[(metric, last)]
+            per_seed["drift"] = per_seed["last"] / per_seed["first"]
+    shown = [c for c in COLUMNS if c != metric and c in wide.columns.get_level_values(0)]
+    for c in shown:
+        per_seed[c] = wide[(c, last)]
+    grouped = per_seed.groupby(level=["model", "mixer"])
+    mean, std, seeds = grouped.mean(), grouped.std(), grouped.size()
+    key = spec["by"] if spec["by"] in mean.columns else "last"
+    ascending = directions.get(metric, "lower") == "lower"
+    if key in mean.columns:
+        order = mean[key].replace([np.inf, -np.inf], np.nan).sort_values(ascending=ascending, na_position="last").index
+        order = order.append(mean.index.difference(order))
+    else:
+        order = mean.index
+    rows = []
+    for rank, idx in enumerate(order, 1):
+        row = {"rank": rank, "model": idx[0], "mixer": idx[1], "seeds": int(seeds[idx])}
+        for col in mean.columns:
+            row[col] = _fmt(mean.loc[idx, col], std.loc[idx, col], int(seeds[idx]))
+        rows.append(row)
+    arrow = ARROW.get(directions.get(metric, ""), "")
+    names = {
+        "first": f"{metric} g0",
+        "last": f"{metric} g{last}",
+        "drift": f"{metric} drift (g{last}/g0) {arrow}",
+        **{c: f"{c} g{last} {ARROW.get(directions.get(c, ''), '')}" for c in shown},
+    }
+    table = pd.DataFrame(rows).rename(columns=names)
+    curve_rows = done[done.metric == metric]
+    curves = curve_rows.groupby(["model", "mixer", "generation"])["value"].agg(["mean", "std"]).reset_index()
+    return Board(
+        protocol=f"{proto['name']}@{proto['version']}",
+        fingerprint=manifest["fingerprint"],
+        description=proto.get("description", ""),
+        metric=metric,
+        by=key,
+        last_generation=last,
+        runs=sorted(df.run.unique()),
+        table=table,
+        curves=curves,
+        incomplete=len(all_cells) - len(reached),
+    )
+
+
+def build(paths: list[Path | str]) -> list[Board]:
+    """One board per (protocol name, version, fingerprint) found among the runs under ``paths``."""
+    df = load_results(paths)
+    manifests = {r.manifest()["run_id"]: r.manifest() for r in find_runs(paths)}
+    boards = []
+    for (_, _, _), group in df.groupby(["protocol", "protocol_version", "fingerprint"], sort=True):
+        boards.append(_board(group, manifests[group.run.iloc[0]]))
+    return boards
+
+
+def to_markdown(boards: list[Board], plots: dict[str, str] | None = None) -> str:
+    """The leaderboards as markdown (pipe tables, via tabulate)."""
+    parts = []
+    for b in boards:
+        by = "drift (last generation / generation 0)" if b.by == "drift" else f"value at generation {b.last_generation}"
+        lines = [
+            f"## {b.protocol}",
+            "",
+            f"{b.description}".strip(),
+            "",
+            f"Ranked by {b.metric} {by}; mean ± standard deviation over seeds. "
+            f"Protocol fingerprint `{b.fingerprint}`; runs: {', '.join(f'`{r}`' for r in b.runs)}.",
+        ]
+        if b.incomplete:
+            lines.append(f"{b.incomplete} cell(s) that did not reach generation {b.last_generation} are left out.")
+        lines += ["", tabulate(b.table, headers="keys", tablefmt="pipe", showindex=False, disable_numparse=True)]
+        if plots and b.fingerprint in plots:
+            lines += ["", f"![{b.metric} by generation, {b.protocol}]({plots[b.fingerprint]})"]
+        parts.append("\n".join(lines))
+    return "# collapse-bench leaderboard\n\n" + "\n\n".join(parts) + "\n"

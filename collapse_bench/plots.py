@@ -1,0 +1,30 @@
+"""Plots for leaderboards: the ranking metric across generations, one line per entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from collapse_bench.leaderboard import Board
+
+
+def plot_board(board: Board, path: Path) -> Path:
+    """Draw mean ± std of the board's metric by generation for every entry, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for (model, mixer), curve in board.curves.groupby(["model", "mixer"], sort=False):
+        ax.plot(curve.generation, curve["mean"], marker="o", markersize=3, label=f"{model} / {mixer}")
+        std = curve["std"].fillna(0)
+        ax.fill_between(curve.generation, curve["mean"] - std, curve["mean"] + std, alpha=0.15)
+    ax.set_xlabel("generation")
+    ax.set_ylabel(board.metric)
+    ax.set_title(f"{board.metric} by generation — {board.protocol}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

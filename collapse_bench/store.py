@@ -1,0 +1,101 @@
+"""The run directory: manifest, one record per finished (cell, generation), and samples.
+
+Layout of ``runs/<run_id>/``:
+
+* ``manifest.json``: resolved protocol, plugins with versions and distributions, package
+  versions, git commit, seeds, data hashes, hardware, start and end times.
+* ``records.jsonl``: one JSON object per (cell, generation), appended as soon as it is scored.
+* ``samples.jsonl``: a few decoded synthetic rows of every (cell, generation).
+* ``tokenizer.json``: the run's tokenizer (text protocols).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from collapse_bench.errors import UserError
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so that ``path`` holds either the old or the new content, never a torn file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                # A line cut short by a killed process is the last one; anything else is damage.
+                if fh.read().strip():
+                    raise UserError(
+                        f"{path} line {number} is not valid JSON",
+                        "the run directory is damaged; rerun the run into a new directory",
+                    ) from None
+
+
+class RunDir:
+    """One run's directory: written by the runner, read by reports and ``load_results``."""
+
+    MANIFEST = "manifest.json"
+    RECORDS = "records.jsonl"
+    SAMPLES = "samples.jsonl"
+    TOKENIZER = "tokenizer.json"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def create(self) -> None:
+        """Make the directory, refusing one that already holds a run."""
+        if (self.path / self.MANIFEST).exists():
+            raise UserError(f"{self.path} already holds a run", "choose another --run-id or --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(
+                f"cannot create run directory {self.path}: {exc.strerror}", "choose a writable --out"
+            ) from None
+
+    def manifest(self) -> dict[str, Any]:
+        """The run's manifest."""
+        path = self.path / self.MANIFEST
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"cannot read {path}: {exc}", "point at a complete run directory") from None
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Replace the manifest atomically."""
+        write_atomic(self.path / self.MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    def append(self, name: str, obj: dict[str, Any]) -> None:
+        """Append one JSON line and flush it to the OS, so a killed process loses nothing finished."""
+        with (self.path / name).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(obj, sort_keys=True) + "\n")
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every (cell, generation) record written so far."""
+        return _read_jsonl(self.path / self.RECORDS)
+
+    def samples(self) -> Iterator[dict[str, Any]]:
+        """Every (cell, generation) sample excerpt written so far."""
+        return _read_jsonl(self.path / self.SAMPLES)

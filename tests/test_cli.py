@@ -1,0 +1,130 @@
+"""The command line, end to end: runs, listings, leaderboards, and one clear line for bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collapse_bench.cli import cli
+
+
+def cb(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", "from collapse_bench.cli import main; main()", *args],
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=600,
+    )  # fmt: skip
+
+
+def test_run_smoke_writes_a_run_directory_and_a_summary(tmp_path):
+    res = cb(
+        "run",
+        "--protocol",
+        "smoke",
+        "--mixer",
+        "replace",
+        "--mixer",
+        "keep-real:fraction=0.5",
+        "--run-id",
+        "r1",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "perplexity (lower is better)" in res.stdout
+    assert "ngram / keep-real:fraction=0.5" in res.stdout
+    rundir = tmp_path / "runs" / "r1"
+    for name in ("manifest.json", "records.jsonl", "samples.jsonl", "tokenizer.json"):
+        assert (rundir / name).is_file()
+    import json
+
+    manifest = json.loads((rundir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["protocol"]["name"] == "smoke"
+    assert manifest["data"]["hashes"]["train"] and manifest["packages"]["numpy"]
+    assert {p["kind"] for p in manifest["plugins"]} == {"dataset", "model", "mixer", "metric"}
+    records = (rundir / "records.jsonl").read_text().splitlines()
+    assert len(records) == 2 * 3  # 2 mixers x 3 generations
+
+    show = cb("show", str(rundir), "--samples", "--generation", "2", cwd=tmp_path)
+    assert show.returncode == 0 and "generation 2" in show.stdout
+
+    board = cb("leaderboard", "runs", "--out", "boards/smoke.md", cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    text = (tmp_path / "boards" / "smoke.md").read_text()
+    assert "## smoke@1.0" in text and "| rank" in text
+    assert list((tmp_path / "boards").glob("*.png"))
+
+
+def test_list_shows_every_kind_with_origin(tmp_path):
+    res = cb("list", cwd=tmp_path)
+    assert res.returncode == 0
+    for name in ("shakespeare", "text-files", "hf", "normal", "gaussian", "categorical", "ngram", "replace",
+                 "keep-real", "accumulate", "accumulate-subsample", "fresh-real", "perplexity",
+                 "reference-perplexity", "tail", "repetition", "unigram-divergence", "variance", "smoke",
+                 "quick", "theory"):  # fmt: skip
+        assert f"\n{name} " in res.stdout, name
+    assert "collapse-bench" in res.stdout
+
+
+BAD_PROTOCOL_MISSING = 'name = "x"\nversion = "1.0"\n'
+BAD_PROTOCOL_TYPE = (
+    (Path(__file__).parent.parent / "collapse_bench/protocols/smoke.toml")
+    .read_text()
+    .replace("generations = 3", 'generations = "three"')
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "files", "expect"),
+    [
+        (["run", "--model", "ngramm"], {}, "did you mean 'ngram'"),
+        (["run", "--mixer", "keep-real:fractoin=0.1"], {}, "has no parameter 'fractoin'"),
+        (["run", "--mixer", "keep-real:fraction=lots"], {}, "not a valid float"),
+        (["run", "--model", "ngram:order=0"], {}, "order"),
+        (["run", "--protocol", "nope"], {}, "unknown protocol 'nope'"),
+        (["run", "--protocol", "p.toml"], {"p.toml": BAD_PROTOCOL_MISSING}, "has no field"),
+        (["run", "--protocol", "p.toml"], {"p.toml": BAD_PROTOCOL_TYPE}, "'generations' is 'three'"),
+        (["run", "--protocol", "p.toml"], {"p.toml": "name = [unclosed"}, "not valid TOML"),
+        (["run", "--protocol", "smoke", "--metric", "variance"], {}, "cannot score model"),
+        (["run", "--protocol", "theory", "--metric", "repetition"], {}, "cannot score model"),
+        (["run", "--protocol", "smoke", "--model", "gaussian"], {}, "works on vector data"),
+        (
+            [
+                "run",
+                "--protocol",
+                "smoke",
+                "--dataset",
+                "shakespeare:genres=tragedies+roman",
+                "--model",
+                "ngram:order=9",
+            ],
+            {},
+            "order",
+        ),
+        (["run", "--protocol", "theory", "--dataset", "normal:n=50"], {}, "needs 1020"),
+        (["run", "--protocol", "smoke", "--dataset", "text-files:path=missing.txt"], {}, "found no file"),
+        (["leaderboard", "nowhere"], {}, "does not exist"),
+    ],
+)
+def test_bad_input_gives_one_clear_line_and_exit_2(tmp_path, args, files, expect):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    res = cb(*args, cwd=tmp_path)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    assert res.stderr.startswith("collapse-bench: error:")
+    assert expect in res.stderr
+    assert "fix:" in res.stderr
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+
+
+def test_help_lists_commands():
+    from click.testing import CliRunner
+
+    res = CliRunner().invoke(cli, ["--help"])
+    assert res.exit_code == 0
+    for command in ("run", "list", "show", "leaderboard"):
+        assert command in res.output

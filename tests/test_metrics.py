@@ -1,0 +1,302 @@
+"""Built-in metrics on small cases whose values can be computed by hand."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from collapse_bench.builtin.metrics import register_metrics
+from collapse_bench.builtin.metrics.counting import ngram_ids, unigram_counts
+from collapse_bench.builtin.metrics.divergence import UnigramDivergenceMetric
+from collapse_bench.builtin.metrics.perplexity import PerplexityMetric
+from collapse_bench.builtin.metrics.reference_perplexity import ReferencePerplexityMetric
+from collapse_bench.builtin.metrics.repetition import RepetitionMetric
+from collapse_bench.builtin.metrics.tail import TailMetric, tail_types
+from collapse_bench.builtin.metrics.variance import VarianceMetric
+from collapse_bench.builtin.models.categorical import CategoricalModel
+from collapse_bench.builtin.models.gaussian import GaussianModel
+from collapse_bench.components import FitContext, Metric, MetricContext, Model
+from collapse_bench.data import RealData
+from collapse_bench.errors import ConfigError, DataError
+from collapse_bench.protocol import DataSpec
+from collapse_bench.specs import Spec, resolve_params
+
+
+def rows(*values: list[int]) -> np.ndarray:
+    return np.array(values, dtype=np.int32)
+
+
+def text_data(train: np.ndarray, test: np.ndarray | None = None, test_chars: int | None = None) -> RealData:
+    test = train if test is None else test
+    return RealData(modality="text", train=train, test=test, pool=train[:0], tokenizer=None, test_chars=test_chars)
+
+
+def fitted(model: Model, data: np.ndarray, vocab_size: int | None = None) -> Model:
+    model.fit(data, FitContext(seed=0, generation=0, rng=np.random.default_rng(0), training={}, vocab_size=vocab_size))
+    return model
+
+
+def score(metric: Metric, real: RealData, samples: np.ndarray, model: Model | None = None, base: Model | None = None):
+    """Run one metric and check that it returns exactly the values it declares."""
+    ctx = MetricContext(model=model, base=base or model, real=real, samples=samples, generation=1)
+    out = metric.compute(ctx)
+    assert set(out) == set(metric.outputs)
+    assert all(isinstance(v, float) for v in out.values())
+    return out
+
+
+def test_all_metrics_register_with_summaries():
+    registered = []
+    register_metrics(registered.append)
+    assert [cls.name for cls in registered] == [
+        "perplexity", "reference-perplexity", "tail", "repetition", "unigram-divergence", "variance",
+    ]  # fmt: skip
+    assert all(cls.summary() and cls.outputs for cls in registered)
+    assert PerplexityMetric.qualified("perplexity") == "perplexity"
+    assert RepetitionMetric.qualified("seq_rep_4") == "repetition.seq_rep_4"
+
+
+# --- counting helpers ---------------------------------------------------------------------------
+
+
+def test_unigram_counts_have_the_requested_length():
+    assert unigram_counts(rows([2, 2], [0, 2]), 5).tolist() == [1, 0, 3, 0, 0]
+    assert unigram_counts(rows([7]), 3).tolist() == [0] * 7 + [1]
+
+
+def test_ngram_ids_equal_exactly_when_tokens_equal():
+    data = rows([1, 2, 1, 2], [2, 1, 2, 3])
+    (uni, d1), (bi, d2), (tri, d3) = ngram_ids(data, 3)
+    assert (uni.shape, bi.shape, tri.shape) == ((2, 4), (2, 3), (2, 2))
+    assert (d1, d2, d3) == (3, 3, 3)  # {1,2,3}; {12,21,23}; {121,212,123}
+    assert bi[0, 0] == bi[0, 2] == bi[1, 1] and bi[0, 1] == bi[1, 0] != bi[0, 0]
+    assert tri[0, 1] == tri[1, 0] and len({tri[0, 0], tri[0, 1], tri[1, 1]}) == 3
+
+
+def test_ngram_ids_do_not_overflow_with_a_huge_vocabulary():
+    big = 2**40  # big**4 would overflow int64 if n-grams were keyed by raw ids
+    data = np.array([[big, 1, big, 1, big]], dtype=np.int64)
+    *_, (four, distinct) = ngram_ids(data, 4)
+    assert distinct == 2 and four[0, 0] != four[0, 1]
+
+
+# --- perplexity -----------------------------------------------------------------------------------
+
+
+def test_uniform_model_has_perplexity_equal_to_vocab_size():
+    vocab = 8
+    train = np.arange(2 * vocab, dtype=np.int32).reshape(2, vocab) % vocab
+    test = rows([0, 3, 5, 7], [1, 1, 2, 6])
+    model = fitted(CategoricalModel(), train, vocab)
+    out = score(PerplexityMetric(), text_data(train, test, test_chars=12), test, model)
+    assert out["perplexity"] == pytest.approx(vocab)
+    assert out["bits_per_char"] == pytest.approx(8 * 3 / 12)  # 8 tokens of 3 bits over 12 characters
+    assert out["zero_prob_rate"] == 0.0
+
+
+def test_bits_per_char_is_total_nll_in_bits_over_characters():
+    train = rows([0, 0, 0, 1])  # p(0) = 3/4, p(1) = 1/4
+    test = rows([0, 1], [1, 1])
+    model = fitted(CategoricalModel(), train, 2)
+    out = score(PerplexityMetric(), text_data(train, test, test_chars=5), test, model)
+    bits = -math.log2(0.75) - 3 * math.log2(0.25)
+    assert out["bits_per_char"] == pytest.approx(bits / 5)
+    assert out["perplexity"] == pytest.approx(2 ** (bits / 4))
+
+
+def test_zero_probability_test_token_makes_perplexity_infinite():
+    train = rows([0, 1, 2, 3])
+    test = rows([0, 1, 2, 3], [0, 5, 1, 2])  # token 5 never seen: probability 0 at alpha = 0
+    model = fitted(CategoricalModel(alpha=0.0), train, 8)
+    with np.errstate(all="raise"):
+        out = score(PerplexityMetric(), text_data(train, test, test_chars=20), test, model)
+    assert out["zero_prob_rate"] == pytest.approx(1 / 8)
+    assert out["perplexity"] == math.inf and out["bits_per_char"] == math.inf
+
+
+def test_perplexity_needs_the_test_character_count():
+    train = rows([0, 1])
+    with pytest.raises(ValueError, match="test_chars"):
+        score(PerplexityMetric(), text_data(train), train, fitted(CategoricalModel(), train, 2))
+
+
+# --- reference perplexity -------------------------------------------------------------------------
+
+
+def test_reference_perplexity_scores_rows_under_the_base_model():
+    train = rows([0, 0, 0, 1])  # base: p(0) = 3/4, p(1) = 1/4
+    base = fitted(CategoricalModel(), train, 2)
+    samples = rows([1, 1], [0, 0], [0, 1])
+    out = score(ReferencePerplexityMetric(), text_data(train), samples, model=base, base=base)
+    low, mid, high = 4 / 3, 1 / math.sqrt(0.75 * 0.25), 4.0
+    assert out["mean"] == pytest.approx((low + mid + high) / 3)
+    assert (out["p05"], out["p50"], out["p95"]) == pytest.approx((low, mid, high))
+
+
+def test_reference_perplexity_keeps_impossible_rows_infinite():
+    train = rows([0, 0, 1, 1])
+    base = fitted(CategoricalModel(), train, 3)
+    samples = np.zeros((40, 4), dtype=np.int32)
+    samples[-1, 0] = 2  # one row the base model gives probability 0
+    with np.errstate(divide="ignore"):  # CategoricalModel.nll takes log(0) itself
+        out = score(ReferencePerplexityMetric(), text_data(train), samples, model=base, base=base)
+    assert out["p05"] == out["p50"] == pytest.approx(2.0)
+    assert out["p95"] == 2.0 and out["mean"] == math.inf  # 1 row in 40 is above the 95th percentile
+
+
+# --- tail -----------------------------------------------------------------------------------------
+
+
+def corpus(counts: dict[int, int]) -> np.ndarray:
+    tokens = np.repeat(list(counts), list(counts.values())).astype(np.int32)
+    return tokens.reshape(10, -1)
+
+
+TRAIN = corpus({0: 50, 1: 30, 2: 10, 3: 5, 4: 3, 5: 2})  # 100 tokens; rarest 10%: types 5, 4, 3
+
+
+def test_tail_is_the_rarest_types_making_up_the_mass():
+    types, share = tail_types(TRAIN, 0.1)
+    assert types.tolist() == [5, 4, 3] and share == pytest.approx(0.1)
+    samples = rows([0] * 18 + [5, 3])  # 2 of 20 tokens in the tail, as in real data; 2 of 3 types
+    out = score(TailMetric(mass=0.1), text_data(TRAIN), samples)
+    assert out == pytest.approx({"share_ratio": 1.0, "type_coverage": 2 / 3})
+
+
+def test_tail_coverage_drops_when_samples_lose_tail_types():
+    full = score(TailMetric(), text_data(TRAIN), rows([0, 3, 4, 5, 1, 2]))
+    lost = score(TailMetric(), text_data(TRAIN), rows([0, 3, 3, 3, 1, 2]))
+    gone = score(TailMetric(), text_data(TRAIN), rows([0, 1, 2, 0, 1, 2]))
+    assert full["type_coverage"] == 1.0 and lost["type_coverage"] == pytest.approx(1 / 3)
+    assert full["share_ratio"] == lost["share_ratio"] == pytest.approx(0.5 / 0.1)
+    assert gone == {"share_ratio": 0.0, "type_coverage": 0.0}
+
+
+def test_tail_never_exceeds_the_mass():
+    types, share = tail_types(TRAIN, 0.12)  # type 2 (10 more tokens) would overshoot to 20%
+    assert types.tolist() == [5, 4, 3] and share == pytest.approx(0.1)
+    assert tail_types(TRAIN, 0.2)[0].tolist() == [5, 4, 3, 2]
+    assert tail_types(TRAIN, 1.0)[1] == 1.0
+
+
+def test_tail_ties_are_broken_by_token_id():
+    assert tail_types(corpus({0: 96, 7: 2, 3: 2}), 0.03)[0].tolist() == [3]
+
+
+def test_tail_refuses_a_mass_no_type_fits_in():
+    with pytest.raises(DataError, match="rarest token type"):
+        score(TailMetric(mass=0.1), text_data(rows([0, 0, 1, 1])), rows([0]))
+
+
+@pytest.mark.parametrize("mass", [0.0, -0.1, 1.5])
+def test_tail_mass_is_validated(mass):
+    with pytest.raises(ConfigError):
+        TailMetric(mass=mass)
+
+
+def test_tail_mass_is_settable_from_a_spec():
+    assert resolve_params(TailMetric, Spec.parse("tail:mass=0.2"), "metric") == {"mass": 0.2}
+
+
+# --- repetition -----------------------------------------------------------------------------------
+
+
+def test_repetition_of_a_repeating_row():
+    out = score(RepetitionMetric(), text_data(TRAIN), rows([1, 2, 1, 2]))
+    expected_rep = [1 - 2 / 4, 1 - 2 / 3, 0.0, 0.0]
+    expected_distinct = [2 / 4, 2 / 3, 1.0, 1.0]
+    for n in range(1, 5):
+        assert out[f"seq_rep_{n}"] == pytest.approx(expected_rep[n - 1])
+        assert out[f"distinct_{n}"] == pytest.approx(expected_distinct[n - 1])
+
+
+def test_repetition_averages_rows_and_pools_distinct_ngrams():
+    out = score(RepetitionMetric(), text_data(TRAIN), rows([1, 2, 1, 2], [1, 2, 3, 4]))
+    assert out["seq_rep_1"] == pytest.approx((0.5 + 0.0) / 2)
+    assert out["seq_rep_2"] == pytest.approx((1 / 3 + 0.0) / 2)
+    assert out["distinct_1"] == pytest.approx(4 / 8)  # {1, 2, 3, 4}
+    assert out["distinct_2"] == pytest.approx(4 / 6)  # {12, 21, 23, 34}; 12 is shared across rows
+    assert out["distinct_4"] == pytest.approx(2 / 2)
+
+
+def test_repetition_refuses_sequences_shorter_than_its_orders():
+    protocol = SimpleNamespace(data=DataSpec(train_size=10, test_size=10, block_tokens=3))
+    with pytest.raises(ConfigError, match="block_tokens"):
+        RepetitionMetric().check(protocol)
+    RepetitionMetric().check(SimpleNamespace(data=DataSpec(train_size=10, test_size=10, block_tokens=4)))
+
+
+# --- unigram divergence ---------------------------------------------------------------------------
+
+
+def test_js_is_zero_for_identical_and_one_for_disjoint_distributions():
+    real = text_data(rows([0, 1, 1, 2]))
+    same = score(UnigramDivergenceMetric(), real, rows([1, 0, 2, 1], [2, 1, 1, 0]))
+    disjoint = score(UnigramDivergenceMetric(), real, rows([3, 4, 5, 3]))
+    assert same["js"] == pytest.approx(0.0, abs=1e-12)
+    assert disjoint["js"] == pytest.approx(1.0)
+    assert math.isfinite(disjoint["kl"]) and disjoint["kl"] > same["kl"]
+
+
+def test_kl_is_smoothed_by_epsilon():
+    real = text_data(rows([0, 1]))  # p = (1/2, 1/2)
+    out = score(UnigramDivergenceMetric(epsilon=0.5), real, rows([0, 0]))  # q' = (2.5/3, 0.5/3)
+    assert out["kl"] == pytest.approx(0.5 * math.log2(0.5 / (2.5 / 3)) + 0.5 * math.log2(0.5 / (0.5 / 3)))
+    # m = (3/4, 1/4): JS = 1/2 [1/2 log2(2/3) + 1/2 log2 2] + 1/2 log2(4/3)
+    assert out["js"] == pytest.approx(0.25 * math.log2(2 / 3) + 0.25 + 0.5 * math.log2(4 / 3))
+
+
+@pytest.mark.parametrize("epsilon", [0.0, -1.0])
+def test_epsilon_is_validated(epsilon):
+    with pytest.raises(ConfigError):
+        UnigramDivergenceMetric(epsilon=epsilon)
+
+
+# --- variance -------------------------------------------------------------------------------------
+
+
+def vector_data(train: np.ndarray) -> RealData:
+    return RealData(modality="vector", train=train, test=train, pool=train[:0])
+
+
+def test_w2_between_identical_gaussians_is_zero():
+    train = np.random.default_rng(0).normal(size=(200, 3)) @ np.array([[2, 0, 0], [1, 1, 0], [0, 3, 1]])
+    model = fitted(GaussianModel(), train)
+    out = score(VarianceMetric(), vector_data(train), train, model)
+    assert out["w2"] == pytest.approx(0.0, abs=1e-6)
+    assert out["ratio"] == pytest.approx(1.0)
+
+
+def test_w2_between_unit_gaussians_three_apart_is_three():
+    train = np.array([[-1.0], [1.0]])  # N(0, 1) by maximum likelihood
+    model = fitted(GaussianModel(), train + 3.0)  # N(3, 1)
+    assert score(VarianceMetric(), vector_data(train), train, model)["w2"] == pytest.approx(3.0)
+
+
+def test_w2_of_commuting_covariances_matches_the_closed_form():
+    corners = np.array([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+    train = corners * [2.0, 1.0]  # mean 0, covariance diag(4, 1)
+    model = fitted(GaussianModel(), corners * [1.0, 2.0] + [3.0, 0.0])  # mean (3, 0), diag(1, 4)
+    w2 = score(VarianceMetric(), vector_data(train), train, model)["w2"]
+    assert w2 == pytest.approx(math.sqrt(3**2 + (2 - 1) ** 2 + (1 - 2) ** 2))
+
+
+def test_w2_of_non_commuting_covariances_matches_the_2x2_closed_form():
+    rng = np.random.default_rng(2)
+    train = rng.normal(size=(500, 2)) @ np.array([[1.0, 0.8], [0.0, 0.6]])
+    model = fitted(GaussianModel(), rng.normal(size=(500, 2)) * [1.0, 2.0] + [0.5, -1.0])
+    (m1, s1), m2, s2 = model.moments(), train.mean(axis=0), np.cov(train, rowvar=False, ddof=0)
+    # For 2x2 PSD M, tr(M^1/2) = sqrt(tr M + 2 sqrt(det M)); (S2^1/2 S1 S2^1/2) has the trace and det of S1 S2.
+    root_trace = math.sqrt(np.trace(s1 @ s2) + 2 * math.sqrt(np.linalg.det(s1) * np.linalg.det(s2)))
+    expected = math.sqrt(np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * root_trace)
+    assert score(VarianceMetric(), vector_data(train), train, model)["w2"] == pytest.approx(expected)
+
+
+def test_variance_ratio_of_a_halved_covariance_is_one_half():
+    train = np.random.default_rng(1).normal(size=(100, 2))
+    base = fitted(GaussianModel(), train)
+    halved = fitted(GaussianModel(), train / math.sqrt(2))
+    assert score(VarianceMetric(), vector_data(train), train, halved, base)["ratio"] == pytest.approx(0.5)
