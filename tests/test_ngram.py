@@ -153,13 +153,14 @@ def test_samples_reproduce_a_deterministic_pattern():
     assert np.mean(np.all(samples == train[0], axis=1)) > 0.9
 
 
-@pytest.mark.parametrize("order", [2, 3])
-def test_sample_frequencies_match_model_probabilities(order):
+@pytest.mark.parametrize(("order", "temperature"), [(2, 1.0), (3, 1.0), (2, 0.5), (3, 0.8)])
+def test_sample_frequencies_match_model_probabilities(order, temperature):
     # Small training set, so that smoothing and backoff carry real mass in the sampled mixture.
     vocab = 5
     rng = np.random.default_rng(5)
     model = _fit(_markov_corpus(rng, vocab, rows=40, length=12), vocab, order)
-    samples = _sample(model, 6000, 24, seed=6)
+    decoding = {"temperature": temperature}
+    samples = model.sample(6000, SampleContext(rng=np.random.default_rng(6), length=24, decoding=decoding))
     checked = 0
     for history in itertools.product(range(vocab), repeat=order - 1):
         windows = np.lib.stride_tricks.sliding_window_view(samples, order, axis=1).reshape(-1, order)
@@ -167,13 +168,15 @@ def test_sample_frequencies_match_model_probabilities(order):
         if len(nexts) < 500:
             continue
         checked += 1
-        expected = _next_token_probs(model, history, vocab)
+        expected = _next_token_probs(model, history, vocab) ** (1 / temperature)
+        expected /= expected.sum()
         observed = np.bincount(nexts, minlength=vocab) / len(nexts)
         tolerance = 4.5 * np.sqrt(expected * (1 - expected) / len(nexts)) + 1e-3
         assert np.all(np.abs(observed - expected) <= tolerance), history
     assert checked >= vocab ** (order - 1) // 2
     first = np.bincount(samples[:, 0], minlength=vocab) / len(samples)
-    assert np.allclose(first, np.exp(-model.nll(np.arange(vocab)[:, None])[:, 0]), atol=0.02)
+    expected_first = np.exp(-model.nll(np.arange(vocab)[:, None])[:, 0]) ** (1 / temperature)
+    assert np.allclose(first, expected_first / expected_first.sum(), atol=0.02)
 
 
 def test_order_must_be_positive():
@@ -193,7 +196,7 @@ def test_order_must_fit_the_key_for_the_vocabulary():
 
 @pytest.mark.parametrize(
     "decoding",
-    [{}, {"strategy": "sample"}, {"strategy": "sample", "temperature": 1.0}, {"top_k": 0, "top_p": 1.0}],
+    [{}, {"strategy": "sample"}, {"strategy": "sample", "temperature": 0.7}, {"top_k": 0, "top_p": 1.0}],
 )
 def test_plain_sampling_is_accepted(decoding):
     NgramModel().check(types.SimpleNamespace(decoding=decoding))
@@ -201,7 +204,14 @@ def test_plain_sampling_is_accepted(decoding):
 
 @pytest.mark.parametrize(
     "decoding",
-    [{"strategy": "greedy"}, {"temperature": 0.7}, {"top_k": 40}, {"top_p": 0.9}, {"beam_width": 4}],
+    [
+        {"strategy": "greedy"},
+        {"temperature": 1.5},
+        {"temperature": 0},
+        {"top_k": 40},
+        {"top_p": 0.9},
+        {"beam_width": 4},
+    ],
 )
 def test_other_decoding_is_refused(decoding):
     model = NgramModel(order=2)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from collapse_bench.builtin.models.decoding import temperature
 from collapse_bench.components import LOGLIK, FitContext, Model, SampleContext
 from collapse_bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collapse_bench.protocol import Protocol
 
 
 class CategoricalModel(Model):
@@ -27,8 +33,12 @@ class CategoricalModel(Model):
         counts += self.alpha
         self.probs = counts / counts.sum()
 
+    def check(self, protocol: Protocol) -> None:
+        temperature(protocol.decoding, self.name)
+
     def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
-        cdf = np.cumsum(self.probs)
+        """Draws from probs^(1/T), normalized, for the decoding temperature T (1: the fitted distribution)."""
+        cdf = np.cumsum(self.probs ** (1.0 / temperature(ctx.decoding, self.name)))
         u = ctx.rng.random((n, ctx.length)) * cdf[-1]
         return np.searchsorted(cdf, u, side="right").astype(np.int32)
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from collapse_bench.builtin.models.decoding import temperature
 from collapse_bench.components import LOGLIK, MOMENTS, FitContext, Model, SampleContext
 from collapse_bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collapse_bench.protocol import Protocol
 
 
 class GaussianModel(Model):
@@ -29,8 +35,13 @@ class GaussianModel(Model):
         self.mean = data.mean(axis=0)
         self.cov = np.atleast_2d(np.cov(data, rowvar=False, ddof=self.ddof))
 
+    def check(self, protocol: Protocol) -> None:
+        temperature(protocol.decoding, self.name)
+
     def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
-        return ctx.rng.multivariate_normal(self.mean, self.cov, size=n, method="eigh")
+        """Draws from the density raised to 1/T, normalized, which is N(mean, T * cov)."""
+        cov = self.cov * temperature(ctx.decoding, self.name)
+        return ctx.rng.multivariate_normal(self.mean, cov, size=n, method="eigh")
 
     def nll(self, data: np.ndarray) -> np.ndarray:
         dim = len(self.mean)

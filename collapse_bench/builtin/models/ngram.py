@@ -10,10 +10,11 @@ every lookup is a vectorized ``searchsorted``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from collapse_bench.builtin.models.decoding import temperature
 from collapse_bench.components import LOGLIK, FitContext, Model, SampleContext
 from collapse_bench.errors import ConfigError, DataError
 
@@ -56,6 +57,7 @@ class _Order:
     ctx_bounds: np.ndarray  # the n-grams of context i are keys[ctx_bounds[i]:ctx_bounds[i + 1]]
     ctx_total: np.ndarray  # sum of counts, float64
     ctx_gamma: np.ndarray
+    ctx_peak: np.ndarray  # largest mass / total of a context: bounds its direct probability
 
     @classmethod
     def build(cls, keys: np.ndarray, counts: np.ndarray, bits: int) -> _Order:
@@ -73,6 +75,7 @@ class _Order:
             ctx_bounds=np.r_[starts, len(keys)],
             ctx_total=total,
             ctx_gamma=np.add.reduceat(discount, starts) / total,
+            ctx_peak=np.maximum.reduceat(mass, starts) / total,
         )
 
 
@@ -80,22 +83,6 @@ def _find(table: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Index of each query in the sorted ``table`` (clipped to a valid index) and whether it is there."""
     index = np.minimum(np.searchsorted(table, queries), len(table) - 1)
     return index, table[index] == queries
-
-
-def _check_decoding(decoding: dict[str, Any]) -> None:
-    """Refuse every decoding but plain ancestral sampling at temperature 1, the only one implemented."""
-    trivial = {"strategy": ("sample",), "temperature": (1,), "top_k": (None, 0), "top_p": (None, 1)}
-    for key, value in decoding.items():
-        if key not in trivial:
-            raise ConfigError(
-                f"ngram does not support decoding option {key!r}",
-                f"remove it; ngram decodes by {', '.join(trivial)} only",
-            )
-        if value not in trivial[key]:
-            raise ConfigError(
-                f"ngram supports only plain ancestral sampling, not decoding {key} = {value!r}",
-                'use strategy = "sample", temperature = 1.0 and no top_k/top_p',
-            )
 
 
 class NgramModel(Model):
@@ -125,7 +112,7 @@ class NgramModel(Model):
         return bits
 
     def check(self, protocol: Protocol) -> None:
-        _check_decoding(protocol.decoding)
+        temperature(protocol.decoding, self.name, at_most_one=True)
         data = getattr(protocol, "data", None)
         if data is not None:
             self._key_bits(int(data.vocab_size))
@@ -163,8 +150,8 @@ class NgramModel(Model):
             orders.append(_Order.build(keys, counts, self.bits))
         self.orders = orders[::-1]
 
-    def nll(self, data: np.ndarray) -> np.ndarray:
-        keys = self._keys(data).ravel()
+    def _prob(self, keys: np.ndarray) -> np.ndarray:
+        """P(last token | its context) for packed highest-order n-gram keys of any shape."""
         prob = np.full(keys.shape, 1.0 / self.vocab_size)
         for k, table in enumerate(self.orders, start=1):
             grams = keys & self._mask(k)
@@ -172,33 +159,60 @@ class NgramModel(Model):
             gram, seen_gram = _find(table.keys, grams)
             direct = np.where(seen_gram, table.mass[gram], 0.0) / table.ctx_total[ctx]
             prob = np.where(seen_ctx, direct + table.ctx_gamma[ctx] * prob, prob)
-        return -np.log(prob).reshape(data.shape)
+        return prob
 
-    def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
-        """Ancestral sampling, drawing each token from the interpolated distribution as a mixture.
+    def nll(self, data: np.ndarray) -> np.ndarray:
+        return -np.log(self._prob(self._keys(data)))
+
+    def _propose(self, history: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One token per row from the interpolated distribution, drawn as a mixture, with a bound on it.
 
         Starting at the highest order, a row stays at an order with probability ``1 - gamma`` of
         its context there and draws a continuation in proportion to its discounted count; else it
         backs off, down to the uniform distribution. Unseen contexts back off with certainty.
+        The bound is the largest probability any token can have after that row's context.
         """
-        _check_decoding(ctx.decoding)
+        n = len(history)
+        u = rng.random((n, self.order + 1))
+        token = (u[:, 0] * self.vocab_size).astype(np.int64)  # the uniform draw, unless overridden
+        undecided = np.ones(n, dtype=bool)
+        reach = np.ones(n)  # probability of backing off down to the current order
+        bound = np.zeros(n)
+        for k in range(self.order, 0, -1):
+            table = self.orders[k - 1]
+            ctx_index, seen = _find(table.ctx_keys, history & self._mask(k - 1))
+            bound += reach * np.where(seen, table.ctx_peak[ctx_index], 0.0)
+            reach *= np.where(seen, table.ctx_gamma[ctx_index], 1.0)
+            rows = np.flatnonzero(undecided & seen & (u[:, k] >= table.ctx_gamma[ctx_index]))
+            undecided[rows] = False
+            first, stop = table.ctx_bounds[ctx_index[rows]], table.ctx_bounds[ctx_index[rows] + 1]
+            lo, hi = table.cum_mass[first], table.cum_mass[stop]
+            pick = np.searchsorted(table.cum_mass, lo + u[rows, 0] * (hi - lo), side="right") - 1
+            token[rows] = table.keys[np.clip(pick, first, stop - 1)] & self._mask(1)
+        return token, bound + reach / self.vocab_size
+
+    def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
+        """Ancestral sampling from P(w | h)^(1/T), normalized, for the decoding temperature T.
+
+        At T = 1 every proposal from :meth:`_propose` is kept. At T < 1 a proposal w is kept with
+        probability (P(w | h) / bound)^(1/T - 1), which is exact rejection sampling of the
+        tempered distribution; rejected rows draw again.
+        """
+        sharpen = 1.0 / temperature(ctx.decoding, self.name, at_most_one=True) - 1.0
         history = np.zeros(n, dtype=np.int64)  # the last order - 1 tokens, packed like a key
         for _ in range(self.order - 1):
             history = (history << self.bits) | self.vocab_size
         out = np.empty((n, ctx.length), dtype=np.int32)
         for t in range(ctx.length):
-            u = ctx.rng.random((n, self.order + 1))
-            token = (u[:, 0] * self.vocab_size).astype(np.int64)  # the uniform draw, unless overridden
-            undecided = np.ones(n, dtype=bool)
-            for k in range(self.order, 0, -1):
-                table = self.orders[k - 1]
-                ctx_index, seen = _find(table.ctx_keys, history & self._mask(k - 1))
-                rows = np.flatnonzero(undecided & seen & (u[:, k] >= table.ctx_gamma[ctx_index]))
-                undecided[rows] = False
-                first, stop = table.ctx_bounds[ctx_index[rows]], table.ctx_bounds[ctx_index[rows] + 1]
-                lo, hi = table.cum_mass[first], table.cum_mass[stop]
-                pick = np.searchsorted(table.cum_mass, lo + u[rows, 0] * (hi - lo), side="right") - 1
-                token[rows] = table.keys[np.clip(pick, first, stop - 1)] & self._mask(1)
-            out[:, t] = token
-            history = ((history << self.bits) | token) & self._mask(self.order - 1)
+            pending = np.arange(n)
+            while pending.size:
+                token, bound = self._propose(history[pending], ctx.rng)
+                if sharpen:
+                    prob = self._prob((history[pending] << self.bits) | token)
+                    keep = ctx.rng.random(len(pending)) < (prob / bound) ** sharpen
+                else:
+                    keep = np.ones(len(pending), dtype=bool)
+                out[pending[keep], t] = token[keep]
+                pending = pending[~keep]
+            history = ((history << self.bits) | out[:, t]) & self._mask(self.order - 1)
         return out
