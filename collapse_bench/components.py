@@ -15,13 +15,17 @@ Data flows between components as 2-D numpy arrays, one row per unit:
 from __future__ import annotations
 
 import inspect
+import pickle
 from abc import abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
     from collapse_bench.data import RealData
     from collapse_bench.protocol import Protocol
 
@@ -85,6 +89,8 @@ class FitContext:
     training: dict[str, Any]
     #: Size of the run's vocabulary (text modality), else ``None``.
     vocab_size: int | None = None
+    #: The run's tokenizer (text modality), for models that work on text with a tokenizer of their own.
+    tokenizer: Tokenizer | None = None
     #: The model of the previous generation (``None`` at generation 0).
     previous: Model | None = None
     #: The generation-0 model of this chain (``None`` at generation 0).
@@ -100,6 +106,11 @@ class SampleContext:
     length: int | None = None
     #: The protocol's ``[decoding]`` table: ``strategy``, ``temperature``, ``top_k``, ...
     decoding: dict[str, Any] = field(default_factory=dict)
+    #: The rows this generation was trained on, for models that continue training blocks as
+    #: prompts (Shumailov et al. 2024) rather than sample unconditionally.
+    prompts: np.ndarray | None = None
+    #: The run's tokenizer (text modality).
+    tokenizer: Tokenizer | None = None
 
 
 class Model(Component):
@@ -133,6 +144,21 @@ class Model(Component):
         Only for models with the :data:`MOMENTS` capability.
         """
         raise NotImplementedError(f"model {self.name!r} does not expose its moments")
+
+    def save(self, path: Path) -> None:
+        """Write the fitted state into the directory ``path`` (which exists and is empty).
+
+        Finished generations are kept this way, so a resumed run needs no retraining. The
+        default pickles the instance's attributes; models holding large framework objects
+        (torch modules) should override both this and :meth:`load`.
+        """
+        with (path / "model.pkl").open("wb") as fh:
+            pickle.dump(self.__dict__, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load(self, path: Path) -> None:
+        """Restore the state :meth:`save` wrote, into an instance built with the same parameters."""
+        with (path / "model.pkl").open("rb") as fh:
+            self.__dict__.update(pickle.load(fh))
 
 
 @dataclass

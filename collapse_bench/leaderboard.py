@@ -19,6 +19,7 @@ from collapse_bench.results import find_runs, load_results
 COLUMNS = (
     "perplexity",
     "perplexity.bits_per_char",
+    "perplexity.zero_prob_rate",
     "reference-perplexity.mean",
     "tail.share_ratio",
     "tail.type_coverage",
@@ -72,7 +73,8 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
         with np.errstate(divide="ignore", invalid="ignore"):
             per_seed["first"] = wide[(metric, 0)]
             per_seed["last"] = wide[(metric, last)]
-            per_seed["drift"] = per_seed["last"] / per_seed["first"]
+            if spec["by"] == "drift":
+                per_seed["drift"] = per_seed["last"] / per_seed["first"]
     shown = [c for c in COLUMNS if c != metric and c in wide.columns.get_level_values(0)]
     for c in shown:
         per_seed[c] = wide[(c, last)]

@@ -257,6 +257,7 @@ class Runner:
             rng=rng_for(seed, g, "fit", model.label),
             training=protocol.training,
             vocab_size=self.real.vocab_size,
+            tokenizer=self.real.tokenizer,
             previous=previous,
             base=base,
         )
