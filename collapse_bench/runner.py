@@ -268,7 +268,11 @@ class Runner:
         t0 = time.perf_counter()
         length = self.real.train.shape[1] if self.real.modality == "text" else None
         sample_ctx = SampleContext(
-            rng=rng_for(seed, g, "sample", model.label), length=length, decoding=protocol.decoding
+            rng=rng_for(seed, g, "sample", model.label),
+            length=length,
+            decoding=protocol.decoding,
+            prompts=data,
+            tokenizer=self.real.tokenizer,
         )
         with blame(who, f"sample() at {where}"):
             rows = m.sample(protocol.samples, sample_ctx)
