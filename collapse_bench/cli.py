@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from collapse_bench.errors import ComponentError, UserError
+from collapse_bench.errors import UserError
 
 KIND_TITLES = {
     "dataset": "Datasets",
@@ -48,6 +48,34 @@ def cli() -> None:
     """Benchmark model collapse: train, sample, retrain on samples, measure every generation."""
 
 
+#: Free space below which a run is refused before it starts.
+MIN_FREE_BYTES = 200 * 2**20
+
+
+def _writable(folder: Path, what: str) -> None:
+    """Refuse a folder that could not be created or written, or a disk that is nearly full.
+
+    Nothing is created: a refused run leaves no trace.
+    """
+    import os
+    import shutil
+
+    existing = folder.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        problem = "is not a folder" if not existing.is_dir() else "is not writable"
+        raise UserError(
+            f"cannot write the {what} {str(folder)!r}: {str(existing)!r} {problem}", f"choose a writable {what}"
+        )
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise UserError(
+            f"only {free // 2**20} MiB free on the disk of {str(folder)!r}",
+            "free some space (`collapse-bench cache prune` removes cached steps) or choose another folder",
+        )
+
+
 @cli.command()
 @click.option("--protocol", "-p", default="quick", show_default=True, help="Protocol name or path to a .toml file.")
 @click.option("--model", "models", multiple=True, metavar="SPEC", help="Model SPEC, e.g. ngram:order=4 (repeatable).")
@@ -67,71 +95,147 @@ def cli() -> None:
     show_default=True,
     help="Folder that receives the run directory.",
 )
-@click.option("--run-id", help="Name of the run directory (default: protocol, time and a random suffix).")
+@click.option("--run-id", help="Name of the run directory; an unfinished run of that name is resumed.")
+@click.option(
+    "--retry-failed",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="RUN_DIR",
+    help="Rerun the failed cells of RUN_DIR (finished ones come from the cache).",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Cache folder [default: $COLLAPSE_BENCH_CACHE or ~/.cache/collapse-bench].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
-def run(protocol, models, mixers, metrics, dataset, seeds, generations, out, run_id, quiet) -> None:
-    """Run a protocol over the grid of models x mixers x seeds and write a run directory."""
+def run(
+    protocol, models, mixers, metrics, dataset, seeds, generations, out, run_id, retry_failed, cache_dir, quiet
+) -> None:
+    """Run a protocol over the grid of models x mixers x seeds and write a run directory.
+
+    Every finished step (a trained generation and its scores) is kept in a content-addressed
+    cache, so the same command run again, after a crash or with more seeds or metrics,
+    recomputes nothing it already has.
+    """
     from rich.console import Console
 
     from collapse_bench import report
+    from collapse_bench.cache import Cache
     from collapse_bench.plugins import get_registry
-    from collapse_bench.protocol import resolve_protocol
-    from collapse_bench.runner import Runner, finish, load_data, make_plan, manifest
-    from collapse_bench.specs import Spec
+    from collapse_bench.runner import RunConfig, load_data, manifest
     from collapse_bench.store import RunDir
 
     console = Console(stderr=True, quiet=quiet)
+    notes = Console(stderr=True)  # warnings and what was reused are shown even with --quiet
     started = time.perf_counter()
-    proto = resolve_protocol(protocol).override(
-        seeds=seeds, generations=generations, dataset=Spec.parse(dataset) if dataset else None
-    )
-    plan = make_plan(get_registry(), proto, models, mixers, metrics)
-    run_id = run_id or f"{proto.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
-    rundir = RunDir(out / run_id)
+    if retry_failed:
+        rundir = RunDir(retry_failed)
+        if not (rundir.path / RunDir.MANIFEST).is_file():
+            raise UserError(
+                f"{str(retry_failed)!r} holds no run", "give the directory of an earlier run to --retry-failed"
+            )
+        config = RunConfig.from_dict(rundir.manifest().get("config", {}))
+    else:
+        if protocol.endswith(".toml") or Path(protocol).is_file():
+            protocol = str(Path(protocol).resolve())
+        config = RunConfig(protocol, models, mixers, metrics, dataset, seeds, generations)
+    plan = config.make_plan(get_registry())
+    cache = Cache(cache_dir, log=lambda msg: notes.print(f"[yellow]{msg}[/]", highlight=False))
+    if not retry_failed:
+        _writable(out, "output folder")
+        run_id = run_id or f"{plan.protocol.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
+        rundir = RunDir(out / run_id)
+    _writable(cache.root, "cache folder")
     with console.status(f"loading {plan.dataset.label} and fitting the tokenizer"):
         real = load_data(plan)
-    rundir.create()
-    rundir.write_manifest(manifest(plan, run_id, sys.argv))
-    if real.tokenizer is not None:
-        real.tokenizer.save(str(rundir.path / RunDir.TOKENIZER))
-    console.print(
-        f"[bold]{proto.label}[/] on {plan.dataset.label}: {len(real.train)} train rows, {len(real.test)} test rows; "
-        f"{len(plan.models)} model(s) x {len(plan.mixers)} mixer(s) x {len(plan.seeds)} seed(s), "
-        f"{proto.generations} generations -> {rundir.path}"
+    with rundir.lock():
+        resumed = rundir.open(config, retry=bool(retry_failed))
+        rundir.write_manifest(manifest(plan, config, rundir.path.name, sys.argv))
+        if real.tokenizer is not None:
+            real.tokenizer.save(str(rundir.path / RunDir.TOKENIZER))
+        (notes if resumed else console).print(
+            f"[bold]{plan.protocol.label}[/] on {plan.dataset.label}: {len(real.train)} train rows, "
+            f"{len(real.test)} test rows; {len(plan.models)} model(s) x {len(plan.mixers)} mixer(s) x "
+            f"{len(plan.seeds)} seed(s), {plan.protocol.generations} generations -> {rundir.path}"
+            + (" (resumed)" if resumed else "")
+        )
+        runner = _execute(plan, rundir, cache, console)
+    notes.print(
+        f"steps reused from the cache ({cache.root}): {runner.reused}; computed: {runner.computed}", highlight=False
     )
-    _execute(Runner, plan, rundir, console, finish)
+    failures = list(rundir.failures())
     if not quiet:
         click.echo(report.summary(rundir))
         click.echo(f"\nrun directory: {rundir.path}  ({time.perf_counter() - started:.1f} s)")
+    if failures:
+        lines = [
+            f"  {f['model']} / {f['mixer']} / seed {f['seed']} at generation {f['generation']}: {f['error']}"
+            for f in failures
+        ]
+        raise UserError(
+            f"{len(failures)} cell(s) failed; the others finished:\n" + "\n".join(lines),
+            f"tracebacks are in {rundir.path / RunDir.FAILURES}; after fixing the cause, "
+            f"`collapse-bench run --retry-failed {rundir.path}` reruns only those cells",
+        )
 
 
-def _execute(runner_cls, plan, rundir, console, finish) -> None:
-    """Run the plan with progress; on a plugin failure keep what finished and explain."""
+def _execute(plan, rundir, cache, console):
+    """Run the plan with progress; stamp the manifest with how it ended."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from collapse_bench.runner import Runner, finish
 
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
         disable=not console.is_terminal,
     )  # fmt: skip
-    task = progress.add_task("training", total=plan.steps)
+    task = progress.add_task("training", total=plan.records)
 
     def on_step(text: str) -> None:
         if console.is_terminal:
-            progress.update(task, advance=1, description=text)
+            progress.update(task, advance=0 if text.startswith("FAILED") else 1, description=text)
         else:
-            console.print(f"done: {text}", highlight=False)
+            console.print(text, highlight=False)
 
+    runner = Runner(plan, rundir, cache, on_step)
     try:
         with progress:
-            runner_cls(plan, rundir, on_step).execute()
-    except ComponentError as exc:
-        (rundir.path / "error.log").write_text(exc.traceback, encoding="utf-8")
-        finish(rundir, "failed", str(exc))
-        raise
+            failures = runner.execute()
     except KeyboardInterrupt:
         finish(rundir, "interrupted")
         raise
-    finish(rundir, "complete")
+    finish(rundir, "failed" if failures else "complete")
+    return runner
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect or prune the content-addressed cache of finished steps."""
+
+
+@cache.command(name="info")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), help="Cache folder.")
+def cache_info(cache_dir: Path | None) -> None:
+    """Where the cache is, how many steps it holds and how large it is."""
+    from collapse_bench.cache import Cache
+
+    info = Cache(cache_dir).info()
+    click.echo(f"cache: {info['root']}\nsteps: {info['steps']}\nsize: {info['bytes'] / 2**20:.1f} MiB")
+
+
+@cache.command(name="prune")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), help="Cache folder.")
+@click.option("--older-than", type=click.FloatRange(min=0), metavar="DAYS", help="Only steps unused for DAYS days.")
+@click.option("--all", "everything", is_flag=True, help="Remove every cached step.")
+def cache_prune(cache_dir: Path | None, older_than: float | None, everything: bool) -> None:
+    """Remove cached steps; runs already written keep their records."""
+    from collapse_bench.cache import Cache
+
+    if older_than is None and not everything:
+        raise UserError("cache prune needs --older-than DAYS or --all", "say which steps to remove")
+    removed, freed = Cache(cache_dir).prune(None if everything else older_than)
+    click.echo(f"removed {removed} step(s), {freed / 2**20:.1f} MiB")
 
 
 @cli.command(name="list")
@@ -202,5 +306,19 @@ def leaderboard(paths: tuple[Path, ...], out: Path | None) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli()
+    """Console-script entry point: click's own usage errors get the same one-line form as ours."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("collapse-bench: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        command = (
+            f" {exc.ctx.command_path.split(' ', 1)[1]}"
+            if getattr(exc, "ctx", None) and " " in exc.ctx.command_path
+            else ""
+        )
+        click.echo(
+            f"collapse-bench: error: {exc.format_message()}\n  fix: see `collapse-bench{command} --help`", err=True
+        )
+        sys.exit(2)

@@ -120,6 +120,9 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
 def build(paths: list[Path | str]) -> list[Board]:
     """One board per (protocol name, version, fingerprint) found among the runs under ``paths``."""
     df = load_results(paths)
+    # A cell run twice (a rerun after a crash, say) counts once: its newest records are kept.
+    key = ["fingerprint", "model", "mixer", "seed", "generation", "metric"]
+    df = df.drop_duplicates(subset=key, keep="last")
     manifests = {r.manifest()["run_id"]: r.manifest() for r in find_runs(paths)}
     boards = []
     for (_, _, _), group in df.groupby(["protocol", "protocol_version", "fingerprint"], sort=True):

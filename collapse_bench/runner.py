@@ -10,15 +10,20 @@ comparisons sharper.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import inspect
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from collapse_bench.cache import Cache, digest
 from collapse_bench.components import FitContext, Metric, MetricContext, MixContext, Model, SampleContext
 from collapse_bench.data import RealData, prepare
 from collapse_bench.errors import ComponentError, ConfigError, PluginError, UserError
@@ -66,9 +71,9 @@ class Plan:
     real: RealData | None = None
 
     @property
-    def steps(self) -> int:
-        """Models trained in the whole run (generation 0 counted once per model and seed)."""
-        return len(self.models) * len(self.seeds) * (1 + len(self.mixers) * (self.protocol.generations - 1))
+    def records(self) -> int:
+        """Records the run writes: one per model, mixer, seed and generation."""
+        return len(self.models) * len(self.mixers) * len(self.seeds) * self.protocol.generations
 
 
 def resolve(registry: Registry, kind: str, text: str) -> Resolved:
@@ -183,73 +188,197 @@ def blame(who: str, action: str) -> Iterator[None]:
         raise ComponentError(who, action, exc) from exc
 
 
-@dataclass
-class Step:
-    """One trained generation: its model, samples, scores and timings."""
+def _source_hash(cls: type) -> str:
+    """Hash of the module that defines a component, so that changed code never reuses old results."""
+    try:
+        return hashlib.sha256(Path(inspect.getfile(cls)).read_bytes()).hexdigest()[:16]
+    except (OSError, TypeError):
+        return "unknown"
 
-    model: Model
-    samples: np.ndarray
-    scores: dict[str, float]
-    timings: dict[str, float] = field(default_factory=dict)
-    train_rows: int = 0
+
+def identity(component: Resolved) -> dict[str, Any]:
+    """What a component contributes to a content address: full SPEC, origin and code."""
+    return {
+        "spec": str(component.spec),
+        "origin": component.registered.origin,
+        "code": _source_hash(component.registered.obj),
+    }
+
+
+class Step:
+    """One trained generation; a model read back from the cache is loaded only when needed."""
+
+    def __init__(
+        self,
+        key: str,
+        samples: np.ndarray,
+        train_rows: int,
+        timings: dict[str, float],
+        model: Model | None = None,
+        loader: Callable[[], Model] | None = None,
+    ) -> None:
+        self.key, self.samples, self.train_rows, self.timings = key, samples, train_rows, timings
+        self._model, self._loader = model, loader
+
+    @property
+    def cached(self) -> bool:
+        """Whether this step was read back from the cache rather than computed."""
+        return self._loader is not None
+
+    @property
+    def model(self) -> Model:
+        """M_g, trained or restored."""
+        if self._model is None:
+            self._model = self._loader()
+        return self._model
+
+
+@dataclass
+class Failure:
+    """A cell that could not finish, with what went wrong."""
+
+    model: str
+    mixer: str
+    seed: int
+    generation: int
+    error: str
+    traceback: str
 
 
 class Runner:
-    """Executes a :class:`Plan`, writing records to a :class:`RunDir` as they finish."""
+    """Executes a :class:`Plan`: reuses cached steps, computes the rest, records every generation.
 
-    def __init__(self, plan: Plan, run: RunDir, on_step: Callable[[str], None] = lambda _: None) -> None:
+    A cell that fails is recorded in ``failures.jsonl`` and the other cells go on.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        run: RunDir,
+        cache: Cache,
+        on_step: Callable[[str], None] = lambda _: None,
+    ) -> None:
         if plan.real is None:
             raise ValueError("load_data(plan) must run before Runner(plan)")
-        self.plan, self.run, self.on_step = plan, run, on_step
+        self.plan, self.run, self.cache, self.on_step = plan, run, cache, on_step
         self.real: RealData = plan.real
         self.metrics = {label: [(m, m.make()) for m in ms] for label, ms in plan.metrics.items()}
+        protocol = plan.protocol
+        shaping = {k: protocol.to_dict()[k] for k in ("dataset", "data", "samples", "decoding", "training")}
+        self._root_inputs = {"protocol": shaping, "data": self.real.hashes}
+        self.reused = self.computed = 0
+        self._generation = 0
 
-    def execute(self) -> None:
-        """Run every cell: models x seeds x mixers."""
+    def execute(self) -> list[Failure]:
+        """Run every cell (models x seeds x mixers); return the cells that failed."""
+        failures: list[Failure] = []
         for model in self.plan.models:
             for seed in self.plan.seeds:
-                base = self._generation(model, None, seed, 0, self.real.train, None, None)
+                self._generation = 0
+                try:
+                    base = self._step(model, None, seed, 0, None, lambda: self.real.train, None, None)
+                    base_scores = self._scores(model, base, base, 0, seed)
+                except Exception as exc:
+                    failures += [self._fail(model, mixer, seed, exc) for mixer in self.plan.mixers]
+                    continue
                 for mixer in self.plan.mixers:
-                    self._chain(model, mixer, seed, base)
+                    try:
+                        self._chain(model, mixer, seed, base, base_scores)
+                    except Exception as exc:
+                        failures.append(self._fail(model, mixer, seed, exc))
+        return failures
 
-    def _chain(self, model: Resolved, mixer: Resolved, seed: int, base: Step) -> None:
+    def _fail(self, model: Resolved, mixer: Resolved, seed: int, exc: Exception) -> Failure:
+        tb = exc.traceback if isinstance(exc, ComponentError) else "".join(traceback.format_exception(exc))
+        failure = Failure(model.label, mixer.label, seed, self._generation, str(exc), tb)
+        self.run.append(RunDir.FAILURES, dataclasses.asdict(failure))
+        self.on_step(f"FAILED {model.label} | {mixer.label} | seed {seed} | generation {self._generation}: {exc}")
+        return failure
+
+    def _chain(self, model: Resolved, mixer: Resolved, seed: int, base: Step, base_scores: dict) -> None:
         protocol = self.plan.protocol
-        self._record(model, mixer, seed, 0, base)
+        self._record(model, mixer, seed, 0, base, base_scores)
         mix = mixer.make()
         history, previous = [base.samples], base
         for g in range(1, protocol.generations):
-            t0 = time.perf_counter()
-            ctx = MixContext(
-                real=self.real,
-                history=history,
-                generation=g,
-                rng=rng_for(seed, g, "mix", mixer.label),
-                sample_size=protocol.samples,
-                generations=protocol.generations,
-            )
-            with blame(f"mixer {mixer.label!r} ({mixer.registered.origin})", f"mix() for generation {g}, seed {seed}"):
-                data = mix.mix(ctx)
-            mix_time = time.perf_counter() - t0
-            step = self._generation(model, mixer, seed, g, data, previous.model, base.model)
-            step.timings["mix"] = mix_time
-            self._record(model, mixer, seed, g, step)
+            self._generation = g
+
+            def mixed(g: int = g) -> np.ndarray:
+                ctx = MixContext(
+                    real=self.real,
+                    history=history,
+                    generation=g,
+                    rng=rng_for(seed, g, "mix", mixer.label),
+                    sample_size=protocol.samples,
+                    generations=protocol.generations,
+                )
+                with blame(
+                    f"mixer {mixer.label!r} ({mixer.registered.origin})", f"mix() for generation {g}, seed {seed}"
+                ):
+                    return mix.mix(ctx)
+
+            step = self._step(model, mixer, seed, g, previous.key, mixed, previous, base)
+            self._record(model, mixer, seed, g, step, self._scores(model, step, base, g, seed))
             history.append(step.samples)
             previous = step
 
-    def _generation(
+    def step_key(
+        self, model: Resolved, mixer: Resolved | None, seed: int, g: int, parent: str | None
+    ) -> tuple[str, dict]:
+        """The content address of generation ``g``: everything that produced it, parent step included."""
+        inputs: dict[str, Any] = {**self._root_inputs, "model": identity(model), "seed": seed, "generation": g}
+        if mixer is not None:
+            inputs.update(parent=parent, mixer=identity(mixer))
+        return digest(inputs), inputs
+
+    def _step(
         self,
         model: Resolved,
         mixer: Resolved | None,
         seed: int,
         g: int,
-        data: np.ndarray,
-        previous: Model | None,
-        base: Model | None,
+        parent: str | None,
+        data_for: Callable[[], np.ndarray],
+        previous: Step | None,
+        base: Step | None,
     ) -> Step:
+        key, inputs = self.step_key(model, mixer, seed, g, parent)
+        with self.cache.lock(key):
+            cached = self.cache.load_step(key)
+            if cached is not None:
+                self.reused += 1
+
+                def load(path: Path = cached.model_dir) -> Model:
+                    m = model.make()
+                    with blame(f"model {model.label!r} ({model.registered.origin})", "load() from the cache"):
+                        m.load(path)
+                    return m
+
+                return Step(key, cached.samples, cached.train_rows, cached.timings, loader=load)
+            self.computed += 1
+            t0 = time.perf_counter()
+            data = data_for()
+            timings = {"mix": time.perf_counter() - t0} if mixer is not None else {}
+            m, samples = self._train(model, seed, g, data, previous, base, timings)
+            who = f"model {model.label!r} ({model.registered.origin})"
+            with blame(who, "save() into the cache"):
+                self.cache.store_step(key, inputs, m.save, samples, len(data), timings)
+            return Step(key, samples, len(data), timings, model=m)
+
+    def _train(
+        self,
+        model: Resolved,
+        seed: int,
+        g: int,
+        data: np.ndarray,
+        previous: Step | None,
+        base: Step | None,
+        timings: dict[str, float],
+    ) -> tuple[Model, np.ndarray]:
         protocol = self.plan.protocol
         who = f"model {model.label!r} ({model.registered.origin})"
+        where = f"generation {g}, seed {seed}"
         m: Model = model.make()
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
         fit_ctx = FitContext(
             seed=seed,
@@ -258,10 +387,9 @@ class Runner:
             training=protocol.training,
             vocab_size=self.real.vocab_size,
             tokenizer=self.real.tokenizer,
-            previous=previous,
-            base=base,
+            previous=previous.model if previous else None,
+            base=base.model if base else None,
         )
-        where = f"generation {g}, seed {seed}"
         with blame(who, f"fit() at {where}"):
             m.fit(data, fit_ctx)
         timings["fit"] = time.perf_counter() - t0
@@ -276,36 +404,80 @@ class Runner:
         )
         with blame(who, f"sample() at {where}"):
             rows = m.sample(protocol.samples, sample_ctx)
-        want = (protocol.samples, self.real.train.shape[1])
-        samples = _check_rows(rows, want, self.real.modality, who)
+        samples = _check_rows(rows, (protocol.samples, self.real.train.shape[1]), self.real.modality, who)
         timings["sample"] = time.perf_counter() - t0
-        metric_ctx = MetricContext(model=m, base=base or m, real=self.real, samples=samples, generation=g)
+        return m, samples
+
+    def _scores(self, model: Resolved, step: Step, base: Step, g: int, seed: int) -> dict[str, float]:
+        """Every metric's values for one step, from the cache where they were computed before."""
         scores: dict[str, float] = {}
         for resolved, metric in self.metrics[model.label]:
-            t0 = time.perf_counter()
-            with blame(f"metric {resolved.label!r} ({resolved.registered.origin})", f"compute() at {where}"):
-                values = metric.compute(metric_ctx)
-            if set(values) != set(metric.outputs):
-                raise PluginError(
-                    f"metric {resolved.label!r} ({resolved.registered.origin}) returned {sorted(values)}, "
-                    f"but declares {sorted(metric.outputs)}",
-                    "make compute() return exactly the declared outputs",
+            metric_key = digest(identity(resolved))
+            record = self.cache.load_scores(step.key, metric_key)
+            if record is None:
+                t0 = time.perf_counter()
+                ctx = MetricContext(
+                    model=step.model, base=base.model, real=self.real, samples=step.samples, generation=g
                 )
-            scores.update({metric.qualified(k): float(v) for k, v in values.items()})
-            timings[f"metric:{resolved.label}"] = time.perf_counter() - t0
-        self.on_step(f"{model.label} | {mixer.label if mixer else 'all mixers'} | seed {seed} | generation {g}")
-        return Step(m, samples, scores, timings, len(data))
+                where = f"compute() at generation {g}, seed {seed}"
+                with blame(f"metric {resolved.label!r} ({resolved.registered.origin})", where):
+                    values = metric.compute(ctx)
+                if set(values) != set(metric.outputs):
+                    raise PluginError(
+                        f"metric {resolved.label!r} ({resolved.registered.origin}) returned {sorted(values)}, "
+                        f"but declares {sorted(metric.outputs)}",
+                        "make compute() return exactly the declared outputs",
+                    )
+                record = {
+                    "metric": resolved.label,
+                    "scores": {metric.qualified(k): float(v) for k, v in values.items()},
+                    "seconds": time.perf_counter() - t0,
+                }
+                self.cache.store_scores(step.key, metric_key, record)
+            scores.update(record["scores"])
+            step.timings[f"metric:{resolved.label}"] = record["seconds"]
+        return scores
 
-    def _record(self, model: Resolved, mixer: Resolved, seed: int, g: int, step: Step) -> None:
+    def _record(self, model: Resolved, mixer: Resolved, seed: int, g: int, step: Step, scores: dict) -> None:
         key = {"model": model.label, "mixer": mixer.label, "seed": seed, "generation": g}
-        self.run.append(
-            RunDir.RECORDS,
-            {**key, "scores": step.scores, "timings": step.timings, "train_rows": step.train_rows, "shared": g == 0},
-        )
+        record = {**key, "scores": scores, "timings": step.timings, "train_rows": step.train_rows}
+        self.run.append(RunDir.RECORDS, {**record, "shared": g == 0, "cached": step.cached, "step": step.key})
         self.run.append(RunDir.SAMPLES, {**key, "rows": self.real.decode(step.samples[:SAMPLE_EXCERPT])})
+        self.on_step(
+            f"{model.label} | {mixer.label} | seed {seed} | generation {g}{' (cached)' if step.cached else ''}"
+        )
 
 
-def manifest(plan: Plan, run_id: str, argv: Sequence[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunConfig:
+    """What the user asked for: enough to plan the same run again (resume, ``--retry-failed``)."""
+
+    protocol: str = "quick"
+    models: tuple[str, ...] = ()
+    mixers: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    dataset: str | None = None
+    seeds: int | None = None
+    generations: int | None = None
+
+    def make_plan(self, registry: Registry) -> Plan:
+        """Resolve the protocol and every SPEC, and cross-check them."""
+        from collapse_bench.protocol import resolve_protocol
+
+        protocol = resolve_protocol(self.protocol).override(
+            seeds=self.seeds,
+            generations=self.generations,
+            dataset=Spec.parse(self.dataset) if self.dataset else None,
+        )
+        return make_plan(registry, protocol, self.models, self.mixers, self.metrics)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """The config stored in a manifest."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def manifest(plan: Plan, config: RunConfig, run_id: str, argv: Sequence[str]) -> dict[str, Any]:
     """Everything needed to reproduce and to trust the run, written before training starts."""
     from datetime import UTC, datetime
 
@@ -319,6 +491,7 @@ def manifest(plan: Plan, run_id: str, argv: Sequence[str]) -> dict[str, Any]:
         "status": "running",
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": list(argv),
+        "config": dataclasses.asdict(config),
         "protocol": plan.protocol.to_dict(),
         "fingerprint": plan.protocol.fingerprint,
         "models": [m.label for m in plan.models],

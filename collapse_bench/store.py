@@ -6,17 +6,22 @@ Layout of ``runs/<run_id>/``:
   versions, git commit, seeds, data hashes, hardware, start and end times.
 * ``records.jsonl``: one JSON object per (cell, generation), appended as soon as it is scored.
 * ``samples.jsonl``: a few decoded synthetic rows of every (cell, generation).
+* ``failures.jsonl``: one JSON object per cell that failed: error and traceback.
 * ``tokenizer.json``: the run's tokenizer (text protocols).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from collapse_bench.errors import UserError
 
@@ -24,15 +29,20 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` so that ``path`` holds either the old or the new content, never a torn file."""
+def write_atomic(path: Path, text: str, durable: bool = True) -> None:
+    """Write ``text`` so that ``path`` holds either the old or the new content, never a torn file.
+
+    ``durable`` also flushes it to disk before the rename, so it survives a power cut, not only
+    a killed process.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual permissions
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -63,21 +73,59 @@ class RunDir:
     MANIFEST = "manifest.json"
     RECORDS = "records.jsonl"
     SAMPLES = "samples.jsonl"
+    FAILURES = "failures.jsonl"
     TOKENIZER = "tokenizer.json"
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
 
-    def create(self) -> None:
-        """Make the directory, refusing one that already holds a run."""
-        if (self.path / self.MANIFEST).exists():
-            raise UserError(f"{self.path} already holds a run", "choose another --run-id or --out")
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for this process; a second process is refused, not blocked."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(
                 f"cannot create run directory {self.path}: {exc.strerror}", "choose a writable --out"
             ) from None
+        lock = FileLock(str(self.path / ".lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise UserError(
+                f"another collapse-bench process is writing {self.path}",
+                "wait for it to finish, or give this run another --run-id",
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def open(self, config: Any, retry: bool = False) -> bool:
+        """Prepare to (re)write this run for ``config``; return whether an earlier attempt is resumed.
+
+        An unfinished run of the same configuration is resumed: its records are rebuilt, the
+        finished steps coming from the cache. Call it while holding :meth:`lock`.
+        """
+        if not (self.path / self.MANIFEST).exists():
+            if retry:
+                raise UserError(f"{self.path} holds no run", "give the directory of an earlier run")
+            return False
+        manifest = self.manifest()
+        if manifest.get("config") != json.loads(json.dumps(dataclasses.asdict(config))):
+            raise UserError(
+                f"{self.path} holds a run with another configuration",
+                "choose another --run-id, or repeat that run's own command",
+            )
+        if retry and not any(True for _ in self.failures()):
+            raise UserError(f"{self.path} has no failed cells", "nothing to retry; `collapse-bench show` it")
+        if manifest.get("status") == "complete" and not retry:
+            raise UserError(
+                f"{self.path} already holds a complete run", "choose another --run-id, or `collapse-bench show` it"
+            )
+        for name in (self.RECORDS, self.SAMPLES, self.FAILURES):
+            (self.path / name).unlink(missing_ok=True)
+        return True
 
     def manifest(self) -> dict[str, Any]:
         """The run's manifest."""
@@ -99,6 +147,10 @@ class RunDir:
     def records(self) -> Iterator[dict[str, Any]]:
         """Every (cell, generation) record written so far."""
         return _read_jsonl(self.path / self.RECORDS)
+
+    def failures(self) -> Iterator[dict[str, Any]]:
+        """Every cell that failed, with its error and traceback."""
+        return _read_jsonl(self.path / self.FAILURES)
 
     def samples(self) -> Iterator[dict[str, Any]]:
         """Every (cell, generation) sample excerpt written so far."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Tests never touch the network: the hub and telemetry stay off (read when `datasets` is imported).
 os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_UPDATE_DOWNLOAD_COUNTS="0")
+# Commands started by tests cache into a fresh folder, never the user's cache.
+os.environ["COLLAPSE_BENCH_CACHE"] = tempfile.mkdtemp(prefix="collapse-bench-test-cache-")
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,9 +17,10 @@ import pandas as pd
 import pytest
 
 from collapse_bench import load_results
+from collapse_bench.cache import Cache
 from collapse_bench.plugins import get_registry
 from collapse_bench.protocol import resolve_protocol
-from collapse_bench.runner import Runner, load_data, make_plan
+from collapse_bench.runner import RunConfig, Runner, load_data, make_plan, manifest
 from collapse_bench.store import RunDir
 
 
@@ -32,6 +36,7 @@ def run_protocol(
     models: Sequence[str] = (),
     mixers: Sequence[str] = (),
     metrics: Sequence[str] = (),
+    cache: Path | None = None,
     **overrides,
 ) -> pd.DataFrame:
     """Run a protocol through plan, data loading and the runner; return its tidy results."""
@@ -39,11 +44,10 @@ def run_protocol(
     plan = make_plan(registry, proto, models, mixers, metrics)
     load_data(plan)
     run = RunDir(out)
-    run.create()
-    from collapse_bench.runner import manifest
-
-    run.write_manifest(manifest(plan, out.name, ["test"]))
-    Runner(plan, run).execute()
+    with run.lock():
+        run.write_manifest(manifest(plan, RunConfig(protocol, tuple(models), tuple(mixers)), out.name, ["test"]))
+        failures = Runner(plan, run, Cache(cache or out / "cache")).execute()
+    assert not failures, failures
     return load_results(out)
 
 

@@ -107,6 +107,13 @@ BAD_PROTOCOL_TYPE = (
         (["run", "--protocol", "theory", "--dataset", "normal:n=50"], {}, "needs 1020"),
         (["run", "--protocol", "smoke", "--dataset", "text-files:path=missing.txt"], {}, "found no file"),
         (["leaderboard", "nowhere"], {}, "does not exist"),
+        (["run", "--out", "afile/runs"], {"afile": "not a folder"}, "is not a folder"),
+        (["run", "--seeds", "0"], {}, "collapse-bench run --help"),
+        (["run", "--frobnicate"], {}, "No such option"),
+        (["run", "--retry-failed", "nowhere"], {}, "holds no run"),
+        (["run", "--model", "ngram", "--model", "ngram"], {}, "given twice"),
+        (["run", "--protocol", "smoke", "--mixer", "fresh-real:fraction=1", "--generations", "100"], {}, "fresh-real"),
+        (["cache", "prune"], {}, "--older-than DAYS or --all"),
     ],
 )
 def test_bad_input_gives_one_clear_line_and_exit_2(tmp_path, args, files, expect):

@@ -42,3 +42,10 @@ def test_runs_with_more_seeds_pool_with_fewer(run, tmp_path):
     run("smoke", ["ngram"], ["accumulate"], seeds=2)
     (board,) = leaderboard.build([tmp_path])
     assert sorted(board.table["mixer"]) == ["accumulate", "replace"]
+
+
+def test_a_cell_run_twice_counts_once(run, tmp_path):
+    run("smoke", ["ngram"], ["replace"], seeds=2)
+    run("smoke", ["ngram"], ["replace"], seeds=2)
+    (board,) = leaderboard.build([tmp_path])
+    assert board.table["seeds"].tolist() == [2]

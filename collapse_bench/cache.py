@@ -1,0 +1,196 @@
+"""The content-addressed artifact cache: finished steps are never computed twice.
+
+A *step* is one trained generation: its model, its synthetic rows and its training-set size. It
+is stored under the hash of everything that produced it (see :func:`collapse_bench.runner.step_key`):
+the data hashes, the protocol fields that shape training and sampling, the plugins' names,
+versions and parameters, the seed, the generation and, for g >= 1, the key of the step before
+it and the mixer. Scores are stored per step and metric, so adding a metric to a finished run
+computes only that metric.
+
+Layout under the cache root (``$COLLAPSE_BENCH_CACHE``, else ``$XDG_CACHE_HOME/collapse-bench``,
+else ``~/.cache/collapse-bench``)::
+
+    steps/<k[:2]>/<key>/meta.json       what produced it, timings, SHA-256 of every file
+    steps/<k[:2]>/<key>/samples.npy     S_g
+    steps/<k[:2]>/<key>/model/...       whatever Model.save wrote
+    steps/<k[:2]>/<key>/scores/<metric key>.json
+
+Every entry is written into a temporary directory and renamed into place, so a killed process
+leaves either a whole entry or none; an entry whose files do not match their recorded hashes is
+reported, removed and recomputed. A lock per key makes a second process wait for a step the
+first is computing instead of computing it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock
+
+from collapse_bench.store import write_atomic
+
+
+def default_root() -> Path:
+    """Where the cache lives unless ``--cache`` says otherwise."""
+    if os.environ.get("COLLAPSE_BENCH_CACHE"):
+        return Path(os.environ["COLLAPSE_BENCH_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "collapse-bench"
+
+
+def digest(obj: Any) -> str:
+    """SHA-256 of a JSON-serializable object, keys sorted."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _hash_tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): _file_hash(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@dataclass
+class CachedStep:
+    """A finished step read back from the cache; its model is loaded only when asked for."""
+
+    path: Path
+    samples: np.ndarray
+    train_rows: int
+    timings: dict[str, float]
+
+    @property
+    def model_dir(self) -> Path:
+        """The directory ``Model.load`` restores from."""
+        return self.path / "model"
+
+
+class Cache:
+    """Steps and scores stored by content hash under ``root``."""
+
+    def __init__(self, root: Path | None = None, log: Callable[[str], None] = lambda _: None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.log = log
+
+    def _dir(self, key: str) -> Path:
+        return self.root / "steps" / key[:2] / key
+
+    def lock(self, key: str) -> FileLock:
+        """A lock held while one process computes the step ``key``.
+
+        Keys share 256 lock files by their first two hex digits, so locks do not pile up; a
+        process holds one at a time, so sharing can delay but never deadlock.
+        """
+        path = self.root / "locks" / f"{key[:2]}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path))
+
+    def load_step(self, key: str) -> CachedStep | None:
+        """The step stored under ``key``, or ``None`` if absent or damaged (then it is removed)."""
+        path = self._dir(key)
+        meta_path = path / "meta.json"
+        if not meta_path.exists():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            bad = [name for name, h in meta["files"].items() if _file_hash(path / name) != h]
+            if bad:
+                raise ValueError(f"{bad[0]} does not match its recorded hash")
+            samples = np.load(path / "samples.npy", allow_pickle=False)
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            self.log(f"cache entry {key[:12]} is damaged ({exc}); removing it and recomputing")
+            shutil.rmtree(path, ignore_errors=True)
+            return None
+        os.utime(meta_path)  # last use, for `cache prune --older-than`
+        return CachedStep(path, samples, meta["train_rows"], meta["timings"])
+
+    def store_step(
+        self,
+        key: str,
+        inputs: dict[str, Any],
+        save_model: Callable[[Path], None],
+        samples: np.ndarray,
+        train_rows: int,
+        timings: dict[str, float],
+    ) -> CachedStep:
+        """Write a finished step atomically and return it as it will be read back."""
+        final = self._dir(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key[:12]}-"))
+        try:
+            (tmp / "model").mkdir()
+            save_model(tmp / "model")
+            np.save(tmp / "samples.npy", samples, allow_pickle=False)
+            meta = {
+                "key": key,
+                "inputs": inputs,
+                "train_rows": train_rows,
+                "timings": timings,
+                "files": _hash_tree(tmp),
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
+            if final.exists():  # damaged leftovers; a whole entry is never replaced (we hold the lock)
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return CachedStep(final, samples, train_rows, timings)
+
+    def load_scores(self, key: str, metric_key: str) -> dict[str, Any] | None:
+        """Scores of one metric for one step, or ``None``."""
+        path = self._dir(key) / "scores" / f"{metric_key}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError) as exc:
+            self.log(f"cached scores {path.name} of step {key[:12]} are damaged ({exc}); recomputing")
+            path.unlink(missing_ok=True)
+            return None
+
+    def store_scores(self, key: str, metric_key: str, record: dict[str, Any]) -> None:
+        """Keep one metric's scores for one step."""
+        folder = self._dir(key) / "scores"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / f"{metric_key}.json", json.dumps(record, sort_keys=True), durable=False)
+
+    def entries(self) -> list[Path]:
+        """Every stored step directory."""
+        return sorted(p for p in (self.root / "steps").glob("*/*") if p.is_dir() and not p.name.startswith("."))
+
+    def info(self) -> dict[str, Any]:
+        """Location, number of steps and total size in bytes."""
+        files = [p for p in self.root.rglob("*") if p.is_file()] if self.root.exists() else []
+        return {"root": str(self.root), "steps": len(self.entries()), "bytes": sum(p.stat().st_size for p in files)}
+
+    def prune(self, older_than_days: float | None = None) -> tuple[int, int]:
+        """Remove steps unused for ``older_than_days`` (all if ``None``); return (steps, bytes) removed."""
+        cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
+        removed = freed = 0
+        for path in self.entries():
+            meta = path / "meta.json"
+            if cutoff is not None and meta.exists() and meta.stat().st_mtime >= cutoff:
+                continue
+            freed += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+        for stale in (self.root / "steps").glob("*/.*"):  # temporary directories of killed writers
+            if stale.stat().st_mtime < time.time() - 3600:
+                shutil.rmtree(stale, ignore_errors=True)
+        return removed, freed

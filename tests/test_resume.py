@@ -1,0 +1,221 @@
+"""Never lose work: kill and resume, damaged cache entries, failing plugins, concurrent processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+GRID = ["--protocol", "smoke", "--generations", "6", "--seeds", "2", "--mixer", "replace", "--mixer", "accumulate"]
+
+
+def start(*args: str, cwd: Path, cache: Path, env: dict | None = None) -> subprocess.Popen:
+    environment = {**os.environ, "COLLAPSE_BENCH_CACHE": str(cache), **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-c", "from collapse_bench.cli import main; main()", *args],
+        cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def cb(*args: str, cwd: Path, cache: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = start(*args, cwd=cwd, cache=cache, env=env)
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def scores(rundir: Path) -> dict:
+    """Every score of a run, keyed by cell and generation."""
+    out = {}
+    for line in (rundir / "records.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        out[(rec["model"], rec["mixer"], rec["seed"], rec["generation"])] = rec["scores"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """The scores of an uninterrupted run, with a cache of its own."""
+    tmp = tmp_path_factory.mktemp("reference")
+    res = cb("run", *GRID, "--run-id", "ref", "-q", cwd=tmp, cache=tmp / "cache")
+    assert res.returncode == 0, res.stderr
+    return scores(tmp / "runs" / "ref")
+
+
+@pytest.mark.parametrize("kill_after", [1, 7, 15])
+def test_sigkill_then_same_command_finishes_identically(tmp_path, reference, kill_after):
+    args = ["run", *GRID, "--run-id", "r", "-q"]
+    proc = start(*args, cwd=tmp_path, cache=tmp_path / "cache")
+    records = tmp_path / "runs" / "r" / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if records.exists() and len(records.read_text().splitlines()) >= kill_after:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    res = cb(*args, cwd=tmp_path, cache=tmp_path / "cache")
+    assert res.returncode == 0, res.stderr
+    assert "(resumed)" in res.stderr
+    reused = int(res.stderr.split("steps reused from the cache")[1].split(":")[1].split(";")[0])
+    assert reused >= 1
+    assert scores(tmp_path / "runs" / "r") == reference
+    assert json.loads((tmp_path / "runs" / "r" / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_rerun_recomputes_nothing(tmp_path, reference):
+    first = cb("run", *GRID, "--run-id", "a", "-q", cwd=tmp_path, cache=tmp_path / "cache")
+    second = cb("run", *GRID, "--run-id", "b", "-q", cwd=tmp_path, cache=tmp_path / "cache")
+    assert first.returncode == second.returncode == 0
+    assert "computed: 0" in second.stderr
+    assert scores(tmp_path / "runs" / "b") == scores(tmp_path / "runs" / "a") == reference
+    records = [json.loads(line) for line in (tmp_path / "runs" / "b" / "records.jsonl").read_text().splitlines()]
+    assert all(r["cached"] for r in records)
+
+
+def test_damaged_cache_entries_are_detected_and_recomputed(tmp_path, reference):
+    cache = tmp_path / "cache"
+    assert cb("run", *GRID, "--run-id", "a", "-q", cwd=tmp_path, cache=cache).returncode == 0
+    steps = sorted((cache / "steps").glob("*/*"))
+    samples = steps[0] / "samples.npy"
+    data = bytearray(samples.read_bytes())
+    data[-1] ^= 0xFF
+    samples.write_bytes(bytes(data))
+    (steps[1] / "model" / "model.pkl").write_bytes(b"truncated")
+    next((steps[2] / "scores").glob("*.json")).write_text('{"metric": "perplex')
+    res = cb("run", *GRID, "--run-id", "b", "-q", cwd=tmp_path, cache=cache)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("is damaged") >= 2 and "are damaged" in res.stderr
+    assert scores(tmp_path / "runs" / "b") == reference
+
+
+FLAKY = '''
+import os
+import numpy as np
+from collapse_bench import Mixer, hookimpl
+
+
+class Flaky(Mixer):
+    """Replace, but raises at generation 2 while FLAKY_FAIL is set."""
+
+    name = "flaky"
+
+    def mix(self, ctx):
+        if ctx.generation == 2 and os.environ.get("FLAKY_FAIL"):
+            raise RuntimeError("the flaky mixer broke")
+        return ctx.history[-1]
+
+
+@hookimpl
+def register_mixers(register):
+    register(Flaky)
+'''
+
+
+def install_flaky(site: Path) -> dict:
+    """A real distribution with an entry point, found by importlib.metadata on PYTHONPATH."""
+    info = site / "flaky_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (site / "flaky_plugin.py").write_text(textwrap.dedent(FLAKY))
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flaky-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[collapse_bench]\nflaky = flaky_plugin\n")
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_a_failing_cell_is_recorded_while_the_others_finish_then_retried(tmp_path):
+    env = install_flaky(tmp_path / "site")
+    args = [
+        "run",
+        "--protocol",
+        "smoke",
+        "--generations",
+        "4",
+        "--mixer",
+        "replace",
+        "--mixer",
+        "flaky",
+        "--run-id",
+        "f",
+    ]
+    res = cb(*args, cwd=tmp_path, cache=tmp_path / "cache", env={**env, "FLAKY_FAIL": "1"})
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "1 cell(s) failed" in res.stderr and "the flaky mixer broke" in res.stderr
+    assert "--retry-failed" in res.stderr
+    rundir = tmp_path / "runs" / "f"
+    failure = json.loads((rundir / "failures.jsonl").read_text())
+    assert failure["mixer"] == "flaky" and failure["generation"] == 2
+    assert "RuntimeError" in failure["traceback"]
+    done = scores(rundir)
+    assert {k[1] for k in done} == {"replace", "flaky"}
+    assert max(g for (_, mixer, _, g) in done if mixer == "replace") == 3
+    assert max(g for (_, mixer, _, g) in done if mixer == "flaky") == 1
+
+    retry = cb("run", "--retry-failed", str(rundir), cwd=tmp_path, cache=tmp_path / "cache", env=env)
+    assert retry.returncode == 0, retry.stderr
+    assert not (rundir / "failures.jsonl").exists()
+    assert max(g for (_, mixer, _, g) in scores(rundir) if mixer == "flaky") == 3
+    # Only the failed cell's later generations were computed: 2 of the 4 generations of "flaky".
+    assert "computed: 2" in retry.stderr
+
+
+def test_second_process_on_the_same_run_directory_is_refused(tmp_path):
+    args = ["run", "--protocol", "smoke", "--generations", "30", "--run-id", "busy", "-q"]
+    first = start(*args, cwd=tmp_path, cache=tmp_path / "cache")
+    lock_seen = time.time() + 60
+    while not (tmp_path / "runs" / "busy" / "records.jsonl").exists() and time.time() < lock_seen:
+        time.sleep(0.01)
+    second = cb(*args, cwd=tmp_path, cache=tmp_path / "cache")
+    first.wait(timeout=600)
+    assert first.returncode == 0
+    assert second.returncode == 2 and "another collapse-bench process is writing" in second.stderr
+
+
+def test_two_processes_share_one_cache_safely(tmp_path, reference):
+    a = start("run", *GRID, "--run-id", "a", "-q", cwd=tmp_path, cache=tmp_path / "cache")
+    b = start("run", *GRID, "--run-id", "b", "-q", cwd=tmp_path, cache=tmp_path / "cache")
+    assert a.wait(timeout=600) == 0 and b.wait(timeout=600) == 0
+    assert scores(tmp_path / "runs" / "a") == scores(tmp_path / "runs" / "b") == reference
+    steps = list((tmp_path / "cache" / "steps").glob("*/*"))
+    assert len(steps) == 2 * (1 + 2 * 5)  # seeds x (shared generation 0 + mixers x later generations)
+
+
+def test_a_complete_run_is_not_overwritten(tmp_path):
+    args = ["run", "--protocol", "smoke", "--run-id", "done", "-q"]
+    assert cb(*args, cwd=tmp_path, cache=tmp_path / "cache").returncode == 0
+    before = (tmp_path / "runs" / "done" / "records.jsonl").read_bytes()
+    again = cb(*args, cwd=tmp_path, cache=tmp_path / "cache")
+    assert again.returncode == 2 and "already holds a complete run" in again.stderr
+    other = cb("run", "--protocol", "smoke", "--seeds", "2", "--run-id", "done", cwd=tmp_path, cache=tmp_path / "cache")
+    assert other.returncode == 2 and "another configuration" in other.stderr
+    assert (tmp_path / "runs" / "done" / "records.jsonl").read_bytes() == before
+
+
+def test_cache_info_and_prune(tmp_path):
+    cache = tmp_path / "cache"
+    assert cb("run", "--protocol", "smoke", "-q", cwd=tmp_path, cache=cache).returncode == 0
+    info = cb("cache", "info", "--cache", str(cache), cwd=tmp_path, cache=cache)
+    assert "steps: 5" in info.stdout  # generation 0 + 2 mixers x 2 later generations
+    assert cb("cache", "prune", "--cache", str(cache), cwd=tmp_path, cache=cache).returncode == 2
+    kept = cb("cache", "prune", "--older-than", "1", "--cache", str(cache), cwd=tmp_path, cache=cache)
+    assert "removed 0 step(s)" in kept.stdout
+    gone = cb("cache", "prune", "--all", "--cache", str(cache), cwd=tmp_path, cache=cache)
+    assert "removed 5 step(s)" in gone.stdout
+    assert "steps: 0" in cb("cache", "info", "--cache", str(cache), cwd=tmp_path, cache=cache).stdout
+
+
+def test_resumed_and_uninterrupted_runs_match_bit_for_bit(tmp_path):
+    """Numbers restored from the cache equal freshly computed ones exactly, not approximately."""
+    fresh = cb("run", *GRID, "--run-id", "x", "-q", cwd=tmp_path, cache=tmp_path / "c1")
+    again = cb("run", *GRID, "--run-id", "y", "-q", cwd=tmp_path, cache=tmp_path / "c1")
+    assert fresh.returncode == again.returncode == 0
+    a, b = scores(tmp_path / "runs" / "x"), scores(tmp_path / "runs" / "y")
+    for key in a:
+        assert np.array_equal(np.array(list(a[key].values())), np.array(list(b[key].values()))), key
