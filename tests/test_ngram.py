@@ -220,3 +220,16 @@ def test_other_decoding_is_refused(decoding):
     model.fit(np.zeros((2, 4), dtype=np.int64), FitContext(0, 0, np.random.default_rng(0), {}, vocab_size=3))
     with pytest.raises(ConfigError):
         model.sample(2, SampleContext(rng=np.random.default_rng(0), length=4, decoding=decoding))
+
+
+def test_save_and_load_restore_the_same_model(tmp_path):
+    rng = np.random.default_rng(3)
+    data = _markov_corpus(rng, 6, rows=30, length=10)
+    model = _fit(data, vocab_size=6, order=3)
+    model.save(tmp_path)
+    restored = NgramModel(order=3)
+    restored.load(tmp_path)
+    assert np.array_equal(restored.nll(data), model.nll(data))
+    assert np.array_equal(_sample(restored, 50, 12, seed=1), _sample(model, 50, 12, seed=1))
+    with pytest.raises(ValueError, match="order 3"):
+        NgramModel(order=2).load(tmp_path)

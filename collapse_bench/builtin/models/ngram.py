@@ -10,6 +10,7 @@ every lookup is a vectorized ``searchsorted``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -100,6 +101,7 @@ class NgramModel(Model):
         self.vocab_size = 0
         self.bits = 0
         self.orders: list[_Order] = []
+        self.counts: tuple[np.ndarray, np.ndarray] | None = None  # highest-order keys and counts
 
     def _key_bits(self, vocab_size: int) -> int:
         """Bits per token in a key (the vocabulary plus the BOS symbol); refuse orders that overflow."""
@@ -139,7 +141,11 @@ class NgramModel(Model):
             raise DataError("ngram got no training tokens", "give the model at least one non-empty row")
         self.vocab_size = int(ctx.vocab_size)
         self.bits = self._key_bits(self.vocab_size)
-        keys, counts = np.unique(self._keys(data), return_counts=True)
+        self._build(*np.unique(self._keys(data), return_counts=True))
+
+    def _build(self, keys: np.ndarray, counts: np.ndarray) -> None:
+        """Every order's smoothed tables from the highest order's n-gram keys and counts."""
+        self.counts = (keys, counts)
         orders = [_Order.build(keys, counts, self.bits)]
         for k in range(self.order - 1, 0, -1):
             # Lower orders count distinct left extensions (continuation counts), except n-grams
@@ -149,6 +155,19 @@ class NgramModel(Model):
             counts = np.where(keys >> (self.bits * (k - 1)) == self.vocab_size, raw, extensions)
             orders.append(_Order.build(keys, counts, self.bits))
         self.orders = orders[::-1]
+
+    def save(self, path: Path) -> None:
+        """Only the highest order's counts: every other table is rebuilt from them on load (a tenth of the size)."""
+        keys, counts = self.counts
+        np.savez(path / "counts.npz", keys=keys, counts=counts, vocab_size=self.vocab_size, order=self.order)
+
+    def load(self, path: Path) -> None:
+        with np.load(path / "counts.npz", allow_pickle=False) as saved:
+            if int(saved["order"]) != self.order:
+                raise ValueError(f"saved model has order {int(saved['order'])}, not {self.order}")
+            self.vocab_size = int(saved["vocab_size"])
+            self.bits = self._key_bits(self.vocab_size)
+            self._build(saved["keys"], saved["counts"])
 
     def _prob(self, keys: np.ndarray) -> np.ndarray:
         """P(last token | its context) for packed highest-order n-gram keys of any shape."""
