@@ -37,5 +37,5 @@ class ComponentError(PluginError):
         self.traceback = "".join(traceback.format_exception(exc))
         super().__init__(
             f"{who} raised {type(exc).__name__}: {exc} (in {action})",
-            "fix or report the plugin; the traceback is in the run's error.log and finished generations are kept",
+            "fix or report the plugin; the traceback is in the run's failures.jsonl and finished generations are kept",
         )
