@@ -44,8 +44,18 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="collapse-bench")
-def cli() -> None:
+@click.option(
+    "--plugins-dir",
+    "plugins_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also load every .py file in DIR as a plugin (repeatable).",
+)
+def cli(plugins_dirs: tuple[Path, ...]) -> None:
     """Benchmark model collapse: train, sample, retrain on samples, measure every generation."""
+    from collapse_bench import plugins
+
+    plugins.PLUGIN_DIRS[:] = list(plugins_dirs)
 
 
 #: Free space below which a run is refused before it starts.
@@ -127,7 +137,7 @@ def run(
     from collapse_bench.store import RunDir
 
     console = Console(stderr=True, quiet=quiet)
-    notes = Console(stderr=True)  # warnings and what was reused are shown even with --quiet
+    notes = Console(stderr=True, soft_wrap=True)  # warnings and what was reused show even with --quiet
     started = time.perf_counter()
     if retry_failed:
         rundir = RunDir(retry_failed)
@@ -236,6 +246,43 @@ def cache_prune(cache_dir: Path | None, older_than: float | None, everything: bo
         raise UserError("cache prune needs --older-than DAYS or --all", "say which steps to remove")
     removed, freed = Cache(cache_dir).prune(None if everything else older_than)
     click.echo(f"removed {removed} step(s), {freed / 2**20:.1f} MiB")
+
+
+@cli.command(name="plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_command(as_json: bool) -> None:
+    """Show every plugin: its distribution and version, its hooks and the components it registers."""
+    import json
+
+    from collapse_bench.plugins import get_registry
+
+    registry = get_registry()
+    rows = []
+    for info in registry.plugins:
+        components = {kind: [r.name for r in registry.entries(kind) if r.plugin == info.name] for kind in KIND_TITLES}
+        rows.append(
+            {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "source": info.source,
+                "hooks": info.hooks,
+                "components": {k: v for k, v in components.items() if v},
+                "problem": info.problem,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        origin = f"{row['distribution']} {row['version']}" if row["distribution"] else row["source"]
+        click.echo(f"{row['name']}  ({origin})")
+        if row["problem"]:
+            click.echo(f"    NOT LOADED: {row['problem']}")
+        if row["hooks"]:
+            click.echo(f"    hooks: {', '.join(row['hooks'])}")
+        for kind, names in row["components"].items():
+            click.echo(f"    {kind}s: {', '.join(names)}")
 
 
 @cli.command(name="list")

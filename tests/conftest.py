@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 
 # Tests never touch the network: the hub and telemetry stay off (read when `datasets` is imported).
 os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_UPDATE_DOWNLOAD_COUNTS="0")
@@ -60,3 +61,18 @@ def run(registry, tmp_path) -> Callable[..., pd.DataFrame]:
         return run_protocol(registry, tmp_path / f"run{next(counter)}", *args, **kwargs)
 
     return _run
+
+
+def make_distribution(site: Path, dist: str, source: str) -> dict[str, str]:
+    """Install a real distribution (metadata and a ``collapse_bench`` entry point) into ``site``.
+
+    ``importlib.metadata`` finds it on ``PYTHONPATH`` exactly as it finds pip-installed packages,
+    so tests exercise entry-point discovery for real. Returns the environment to run with.
+    """
+    module = dist.replace("-", "_")
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[collapse_bench]\n{module} = {module}\n")
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}

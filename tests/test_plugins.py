@@ -54,27 +54,32 @@ def test_builtins_register_through_the_hooks(registry):
 
 
 def test_a_plugin_adds_a_component():
-    pm = create_plugin_manager()
+    pm, infos = create_plugin_manager()
     pm.register(WindowPlugin(), name="window-plugin")
-    entry = Registry(pm).get("mixer", "window")
+    entry = Registry(pm, infos).get("mixer", "window")
     assert (
         entry.obj is Window and entry.plugin == "window-plugin" and entry.description == "The last two synthetic sets."
     )
 
 
 def test_two_plugins_with_one_name_is_an_error_naming_both():
-    pm = create_plugin_manager()
+    pm, infos = create_plugin_manager()
     pm.register(ShadowPlugin(), name="shadow-plugin")
     with pytest.raises(PluginError) as err:
-        Registry(pm)
+        Registry(pm, infos)
     assert "collapse-bench" in err.value.cause and "shadow-plugin" in err.value.cause and "'replace'" in err.value.cause
 
 
-def test_registering_something_that_is_not_a_component_is_refused():
-    pm = create_plugin_manager()
+def test_registering_something_that_is_not_a_component_is_refused(capsys, monkeypatch):
+    pm, infos = create_plugin_manager()
+    pm.register(NotAMixerPlugin(), name="bad-plugin")
+    registry = Registry(pm, infos)  # a warning, and everything else keeps working
+    assert "bad-plugin" in capsys.readouterr().err and "replace" in registry.names("mixer")
+    monkeypatch.setenv("COLLAPSE_BENCH_STRICT_PLUGINS", "1")
+    pm, infos = create_plugin_manager()
     pm.register(NotAMixerPlugin(), name="bad-plugin")
     with pytest.raises(PluginError, match="bad-plugin"):
-        Registry(pm)
+        Registry(pm, infos)
 
 
 def test_unknown_names_suggest_the_closest(registry):

@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_distribution
 
 GRID = ["--protocol", "smoke", "--generations", "6", "--seeds", "2", "--mixer", "replace", "--mixer", "accumulate"]
 
@@ -89,7 +89,7 @@ def test_damaged_cache_entries_are_detected_and_recomputed(tmp_path, reference):
     data = bytearray(samples.read_bytes())
     data[-1] ^= 0xFF
     samples.write_bytes(bytes(data))
-    (steps[1] / "model" / "model.pkl").write_bytes(b"truncated")
+    next((steps[1] / "model").iterdir()).write_bytes(b"truncated")
     next((steps[2] / "scores").glob("*.json")).write_text('{"metric": "perplex')
     res = cb("run", *GRID, "--run-id", "b", "-q", cwd=tmp_path, cache=cache)
     assert res.returncode == 0, res.stderr
@@ -120,18 +120,8 @@ def register_mixers(register):
 '''
 
 
-def install_flaky(site: Path) -> dict:
-    """A real distribution with an entry point, found by importlib.metadata on PYTHONPATH."""
-    info = site / "flaky_plugin-0.1.dist-info"
-    info.mkdir(parents=True)
-    (site / "flaky_plugin.py").write_text(textwrap.dedent(FLAKY))
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: flaky-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[collapse_bench]\nflaky = flaky_plugin\n")
-    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-
-
 def test_a_failing_cell_is_recorded_while_the_others_finish_then_retried(tmp_path):
-    env = install_flaky(tmp_path / "site")
+    env = make_distribution(tmp_path / "site", "flaky-plugin", FLAKY)
     args = [
         "run",
         "--protocol",
