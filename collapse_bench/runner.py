@@ -233,6 +233,24 @@ class Step:
         return self._model
 
 
+def guard_nll(model: Model, who: str) -> Model:
+    """Make ``model.nll`` refuse output that breaks the contract, naming the model, not the metric using it."""
+    nll = model.nll
+
+    def checked(data: np.ndarray) -> np.ndarray:
+        out = nll(data)
+        want = data.shape if model.modality == "text" else data.shape[:1]
+        if not isinstance(out, np.ndarray) or out.shape != want:
+            got = out.shape if isinstance(out, np.ndarray) else type(out).__name__
+            raise PluginError(f"{who} returned {got} from nll(), expected shape {want}", "fix the plugin's nll()")
+        if np.isnan(out).any():
+            raise PluginError(f"{who} returned NaN from nll()", "fix the plugin's nll(); use inf for impossible tokens")
+        return out
+
+    model.nll = checked
+    return model
+
+
 @dataclass
 class Failure:
     """A cell that could not finish, with what went wrong."""
@@ -352,7 +370,7 @@ class Runner:
                     m = model.make()
                     with blame(f"model {model.label!r} ({model.registered.origin})", "load() from the cache"):
                         m.load(path)
-                    return m
+                    return guard_nll(m, f"model {model.label!r} ({model.registered.origin})")
 
                 return Step(key, cached.samples, cached.train_rows, cached.timings, loader=load)
             self.computed += 1
@@ -363,7 +381,7 @@ class Runner:
             who = f"model {model.label!r} ({model.registered.origin})"
             with blame(who, "save() into the cache"):
                 self.cache.store_step(key, inputs, m.save, samples, len(data), timings)
-            return Step(key, samples, len(data), timings, model=m)
+            return Step(key, samples, len(data), timings, model=guard_nll(m, who))
 
     def _train(
         self,
@@ -428,6 +446,12 @@ class Runner:
                         f"but declares {sorted(metric.outputs)}",
                         "make compute() return exactly the declared outputs",
                     )
+                for k, v in values.items():
+                    if not isinstance(v, int | float | np.number) or np.isnan(v):
+                        raise PluginError(
+                            f"metric {resolved.label!r} ({resolved.registered.origin}) returned {v!r} for {k!r}",
+                            "return a real number (inf is allowed, NaN is not) for every output",
+                        )
                 record = {
                     "metric": resolved.label,
                     "scores": {metric.qualified(k): float(v) for k, v in values.items()},

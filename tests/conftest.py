@@ -11,18 +11,15 @@ os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_UPDATE_DOWNLOA
 # Commands started by tests cache into a fresh folder, never the user's cache.
 os.environ["COLLAPSE_BENCH_CACHE"] = tempfile.mkdtemp(prefix="collapse-bench-test-cache-")
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from collapse_bench import load_results
-from collapse_bench.cache import Cache
 from collapse_bench.plugins import get_registry
-from collapse_bench.protocol import resolve_protocol
-from collapse_bench.runner import RunConfig, Runner, load_data, make_plan, manifest
-from collapse_bench.store import RunDir
+
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="session")
@@ -30,37 +27,10 @@ def registry():
     return get_registry()
 
 
-def run_protocol(
-    registry,
-    out: Path,
-    protocol: str = "smoke",
-    models: Sequence[str] = (),
-    mixers: Sequence[str] = (),
-    metrics: Sequence[str] = (),
-    cache: Path | None = None,
-    **overrides,
-) -> pd.DataFrame:
-    """Run a protocol through plan, data loading and the runner; return its tidy results."""
-    proto = resolve_protocol(protocol).override(**overrides)
-    plan = make_plan(registry, proto, models, mixers, metrics)
-    load_data(plan)
-    run = RunDir(out)
-    with run.lock():
-        run.write_manifest(manifest(plan, RunConfig(protocol, tuple(models), tuple(mixers)), out.name, ["test"]))
-        failures = Runner(plan, run, Cache(cache or out / "cache")).execute()
-    assert not failures, failures
-    return load_results(out)
-
-
 @pytest.fixture
-def run(registry, tmp_path) -> Callable[..., pd.DataFrame]:
-    """``run(protocol, models, mixers, metrics, **overrides)`` into a fresh temporary run directory."""
-    counter = iter(range(1000))
-
-    def _run(*args, **kwargs) -> pd.DataFrame:
-        return run_protocol(registry, tmp_path / f"run{next(counter)}", *args, **kwargs)
-
-    return _run
+def run(collapse_bench_run) -> Callable[..., pd.DataFrame]:
+    """``run(protocol, models, mixers, metrics, **overrides)``: the authoring kit's fixture, as our tests use it."""
+    return collapse_bench_run
 
 
 def make_distribution(site: Path, dist: str, source: str) -> dict[str, str]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
-from collapse_bench import Mixer, hookimpl, hookspecs
+from collapse_bench import HIGHER, Dataset, Metric, Mixer, hookimpl, hookspecs
 from collapse_bench.builtin.mixers import Replace
+from collapse_bench.builtin.models.categorical import CategoricalModel
+from collapse_bench.builtin.protocols import PROTOCOL_DIR
 from collapse_bench.errors import ConfigError, PluginError
 from collapse_bench.plugins import HOOKS, Registry, create_plugin_manager
 
@@ -94,3 +97,77 @@ def test_every_hook_is_documented_with_an_example():
     for f in specs:
         doc = inspect.getdoc(f) or ""
         assert ":param register:" in doc and "Example::" in doc, f.__name__
+
+
+class Sonnets(Dataset):
+    """A handful of documents."""
+
+    name = "sonnets"
+    modality = "text"
+
+    def load(self):
+        return ["Shall I compare thee to a summer's day?", "Thou art more lovely and more temperate."]
+
+
+class Unigram(CategoricalModel):
+    """A categorical model under another name."""
+
+    name = "unigram"
+
+
+class TypeTokenRatio(Metric):
+    """Distinct types over tokens."""
+
+    name = "type-token-ratio"
+    modalities = frozenset({"text"})
+    outputs = {"type-token-ratio": HIGHER}
+
+    def compute(self, ctx):
+        return {"type-token-ratio": len(set(ctx.samples.ravel().tolist())) / ctx.samples.size}
+
+
+class EveryHook:
+    """One plugin using every hook, so that each hook is exercised by a test."""
+
+    def __init__(self, protocol: Path) -> None:
+        self.protocol = protocol
+
+    @hookimpl
+    def register_datasets(self, register):
+        register(Sonnets)
+
+    @hookimpl
+    def register_models(self, register):
+        register(Unigram)
+
+    @hookimpl
+    def register_mixers(self, register):
+        register(Window)
+
+    @hookimpl
+    def register_metrics(self, register):
+        register(TypeTokenRatio)
+
+    @hookimpl
+    def register_protocols(self, register):
+        register(self.protocol)
+
+
+def test_every_hook_registers_its_components(tmp_path):
+    text = (Path(PROTOCOL_DIR) / "smoke.toml").read_text().replace('name = "smoke"', 'name = "every-hook"')
+    (tmp_path / "every.toml").write_text(text)
+    plugin = EveryHook(tmp_path / "every.toml")
+    implemented = {name for name in HOOKS.values() if hasattr(getattr(plugin, name, None), "collapse_bench_impl")}
+    assert implemented == set(HOOKS.values()), "extend EveryHook when a hook is added"
+    pm, infos = create_plugin_manager()
+    pm.register(plugin, name="every-hook")
+    registry = Registry(pm, infos)
+    for kind, name in [
+        ("dataset", "sonnets"),
+        ("model", "unigram"),
+        ("mixer", "window"),
+        ("metric", "type-token-ratio"),
+        ("protocol", "every-hook"),
+    ]:
+        assert registry.get(kind, name).plugin == "every-hook", kind
+    assert Sonnets().load()[0].startswith("Shall I")

@@ -1,0 +1,177 @@
+"""Contract checks for plugin authors: does a component obey the rules the harness relies on?
+
+Run them from your plugin's tests::
+
+    from collapse_bench.contract import check_metric, check_mixer, check_model
+
+    def test_my_model_obeys_the_contract():
+        check_model(MyModel, order=2)
+
+Each check builds the component through its declared parameters, exercises it on the real data
+of the ``smoke`` protocol (Shakespeare, or a normal sample for vector components) and raises
+``AssertionError`` with a message saying which rule is broken. The built-in components pass the
+same checks in collapse-bench's own test suite.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from collapse_bench.components import (
+    HIGHER,
+    LOGLIK,
+    LOWER,
+    MOMENTS,
+    Component,
+    Dataset,
+    FitContext,
+    Metric,
+    MetricContext,
+    MixContext,
+    Mixer,
+    Model,
+    SampleContext,
+)
+from collapse_bench.data import RealData, prepare
+
+#: Rows drawn per check: enough to exercise a component, few enough to take a moment.
+ROWS = 64
+
+
+@functools.cache
+def real_data(modality: str) -> RealData:
+    """Small real data of the ``smoke`` protocol: Shakespeare (text) or standard normal draws (vector)."""
+    from collapse_bench.builtin.datasets import Normal, Shakespeare
+    from collapse_bench.protocol import resolve_protocol
+    from collapse_bench.specs import Spec
+
+    protocol = resolve_protocol("smoke")
+    if modality == "text":
+        return prepare(Shakespeare(genres="roman"), protocol)
+    vector = protocol.override(dataset=Spec("normal", {"dim": 3, "n": 2000}))
+    return prepare(Normal(dim=3, n=2000), vector)
+
+
+def check_declaration(cls: type[Component]) -> None:
+    """Name, description, and parameters declared as annotated keyword-only arguments."""
+    assert isinstance(getattr(cls, "name", None), str) and cls.name, f"{cls.__name__} has no `name`"
+    assert cls.summary(), f"{cls.name}: give the class a docstring or `description` (shown by `collapse-bench list`)"
+    sig = inspect.signature(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__)
+    for p in list(sig.parameters.values())[1:]:
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        assert p.kind is p.KEYWORD_ONLY, f"{cls.name}: parameter {p.name!r} must be keyword-only (after `*`)"
+        assert p.name in hints, f"{cls.name}: parameter {p.name!r} needs a type annotation"
+
+
+def _fit_ctx(real: RealData, rng: np.random.Generator) -> FitContext:
+    return FitContext(seed=0, generation=0, rng=rng, training={}, vocab_size=real.vocab_size, tokenizer=real.tokenizer)
+
+
+def _sample_ctx(real: RealData, seed: int, prompts: np.ndarray) -> SampleContext:
+    length = real.train.shape[1] if real.modality == "text" else None
+    return SampleContext(rng=np.random.default_rng(seed), length=length, prompts=prompts, tokenizer=real.tokenizer)
+
+
+def check_model(cls: type[Model], **params: Any) -> Model:
+    """Fit, sample, score, save and load; returns the fitted model for further checks of your own."""
+    check_declaration(cls)
+    assert cls.modality in ("text", "vector"), f"{cls.name}: modality must be 'text' or 'vector'"
+    real = real_data(cls.modality)
+    data = real.train[: ROWS * 2]
+    model = cls(**params)
+    model.fit(data, _fit_ctx(real, np.random.default_rng(0)))
+    rows = model.sample(ROWS, _sample_ctx(real, 1, data))
+    width = real.train.shape[1]
+    assert isinstance(rows, np.ndarray) and rows.shape == (ROWS, width), (
+        f"{cls.name}: sample({ROWS}) returned {getattr(rows, 'shape', type(rows))}, expected ({ROWS}, {width})"
+    )
+    if cls.modality == "text":
+        assert np.issubdtype(rows.dtype, np.integer), f"{cls.name}: sample() must return integer token ids"
+        assert rows.min() >= 0 and rows.max() < real.vocab_size, f"{cls.name}: token ids outside the vocabulary"
+    else:
+        assert np.isfinite(rows).all(), f"{cls.name}: sample() returned non-finite vectors"
+    again = model.sample(ROWS, _sample_ctx(real, 1, data))
+    assert np.array_equal(rows, again), f"{cls.name}: the same rng must give the same samples (use ctx.rng only)"
+    if LOGLIK in cls.capabilities:
+        nll = model.nll(real.test[:ROWS])
+        want = real.test[:ROWS].shape if cls.modality == "text" else (ROWS,)
+        assert isinstance(nll, np.ndarray) and nll.shape == want, f"{cls.name}: nll() must return shape {want}"
+        assert not np.isnan(nll).any(), f"{cls.name}: nll() returned NaN"
+        if cls.modality == "text":
+            assert (nll >= 0).all(), f"{cls.name}: a negative log-likelihood of a token cannot be below 0"
+    if MOMENTS in cls.capabilities:
+        mean, cov = model.moments()
+        dim = real.train.shape[1]
+        assert np.shape(mean) == (dim,) and np.shape(cov) == (dim, dim), f"{cls.name}: moments() has wrong shapes"
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp))
+        restored = cls(**params)
+        restored.load(Path(tmp))
+    assert np.array_equal(restored.sample(ROWS, _sample_ctx(real, 1, data)), rows), (
+        f"{cls.name}: a model restored by load() must sample what the saved one did"
+    )
+    return model
+
+
+def check_mixer(cls: type[Mixer], **params: Any) -> None:
+    """Build a training set twice from the same inputs: right width, same rows both times."""
+    check_declaration(cls)
+    real = real_data("text")
+    history = [real.train[i * ROWS : (i + 1) * ROWS] for i in range(3)]
+
+    def mix() -> np.ndarray:
+        ctx = MixContext(real, history, generation=3, rng=np.random.default_rng(0), sample_size=ROWS, generations=5)
+        return cls(**params).mix(ctx)
+
+    out = mix()
+    assert isinstance(out, np.ndarray) and out.ndim == 2, f"{cls.name}: mix() must return a 2-D array of rows"
+    assert out.shape[1] == real.train.shape[1], f"{cls.name}: rows must keep the width of the data"
+    assert len(out) > 0, f"{cls.name}: mix() returned no rows"
+    assert np.array_equal(out, mix()), f"{cls.name}: the same rng must give the same training set (use ctx.rng only)"
+
+
+def check_metric(cls: type[Metric], model: Model | None = None, **params: Any) -> dict[str, float]:
+    """Compute on a fitted model of a fitting kind: declared outputs only, real numbers, deterministic."""
+    check_declaration(cls)
+    assert cls.outputs, f"{cls.name}: declare `outputs`"
+    assert all(d in (HIGHER, LOWER) for d in cls.outputs.values()), f"{cls.name}: directions are HIGHER or LOWER"
+    modality = next(iter(sorted(cls.modalities)))
+    real = real_data(modality)
+    if model is None:
+        from collapse_bench.builtin.models import GaussianModel, NgramModel
+
+        model = check_model(NgramModel if modality == "text" else GaussianModel)
+    samples = model.sample(ROWS, _sample_ctx(real, 2, real.train))
+    ctx = MetricContext(model=model, base=model, real=real, samples=samples, generation=1)
+    values = cls(**params).compute(ctx)
+    assert set(values) == set(cls.outputs), (
+        f"{cls.name}: compute() returned {sorted(values)}, declares {sorted(cls.outputs)}"
+    )
+    for key, value in values.items():
+        assert isinstance(value, int | float | np.number), f"{cls.name}: value {key!r} is {type(value).__name__}"
+        assert not math.isnan(value), f"{cls.name}: value {key!r} is NaN"
+    assert values == cls(**params).compute(ctx), f"{cls.name}: the same inputs must give the same values"
+    return values
+
+
+def check_dataset(cls: type[Dataset], **params: Any) -> None:
+    """Load twice: documents (text) or a 2-D float array (vector), the same both times."""
+    check_declaration(cls)
+    first, second = cls(**params).load(), cls(**params).load()
+    if cls.modality == "text":
+        assert isinstance(first, list) and all(isinstance(d, str) for d in first), f"{cls.name}: load() gives strings"
+        assert first == second, f"{cls.name}: load() must give the same documents every time"
+    else:
+        arr = np.asarray(first, dtype=float)
+        assert arr.ndim == 2, f"{cls.name}: load() must give a 2-D array (rows, dim)"
+        assert np.array_equal(arr, np.asarray(second, dtype=float)), f"{cls.name}: load() must be deterministic"

@@ -1,0 +1,79 @@
+"""A pytest plugin for plugin authors: run your component through the real harness in a test.
+
+Installed with collapse-bench (entry point ``pytest11``), so its fixtures are available in any
+test suite of an environment that has collapse-bench::
+
+    def test_my_mixer_keeps_perplexity_down(collapse_bench_run):
+        df = collapse_bench_run(mixers=["replace", "my-mixer"], generations=4)
+        last = df[(df.generation == 3) & (df.metric == "perplexity")].set_index("mixer").value
+        assert last["my-mixer"] < last["replace"]
+
+Components must be registered (installed with an entry point, or loaded from a folder named
+in ``COLLAPSE_BENCH_PLUGINS_DIR``). For checks of the component contract itself, see
+:mod:`collapse_bench.contract`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from collapse_bench.data import RealData
+
+
+def run_protocol(
+    out: Path,
+    protocol: str = "smoke",
+    models: Sequence[str] = (),
+    mixers: Sequence[str] = (),
+    metrics: Sequence[str] = (),
+    cache: Path | None = None,
+    **overrides,
+) -> pd.DataFrame:
+    """Run a protocol (with ``overrides`` of its fields) into ``out``; return the tidy results.
+
+    A cell that fails raises ``AssertionError`` carrying the component's traceback.
+    """
+    from collapse_bench import load_results
+    from collapse_bench.cache import Cache
+    from collapse_bench.plugins import get_registry
+    from collapse_bench.protocol import resolve_protocol
+    from collapse_bench.runner import RunConfig, Runner, load_data, make_plan, manifest
+    from collapse_bench.store import RunDir
+
+    proto = resolve_protocol(protocol).override(**overrides)
+    plan = make_plan(get_registry(), proto, models, mixers, metrics)
+    load_data(plan)
+    run = RunDir(out)
+    with run.lock():
+        run.write_manifest(manifest(plan, RunConfig(protocol, tuple(models), tuple(mixers)), out.name, ["pytest"]))
+        failures = Runner(plan, run, Cache(cache or out / "cache")).execute()
+    assert not failures, "\n\n".join(f.traceback for f in failures)
+    return load_results(out)
+
+
+@pytest.fixture
+def collapse_bench_run(tmp_path: Path) -> Callable[..., pd.DataFrame]:
+    """``collapse_bench_run(protocol="smoke", models=..., mixers=..., metrics=..., **overrides)``.
+
+    Runs the grid through the real harness into a fresh temporary run directory and cache, and
+    returns :func:`collapse_bench.load_results` of it. ``overrides`` replace protocol fields, e.g.
+    ``generations=4`` or ``seeds=2``.
+    """
+    counter = iter(range(10_000))
+
+    def _run(protocol: str = "smoke", *args, **kwargs) -> pd.DataFrame:
+        return run_protocol(tmp_path / f"run{next(counter)}", protocol, *args, **kwargs)
+
+    return _run
+
+
+@pytest.fixture
+def tiny_corpus() -> RealData:
+    """The real data of the ``smoke`` protocol: Shakespeare's Roman plays, 32-token rows, 512-token BPE."""
+    from collapse_bench.contract import real_data
+
+    return real_data("text")

@@ -1,0 +1,86 @@
+"""Every built-in component passes the contract checks offered to plugin authors, and the checks bite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from collapse_bench import contract
+from collapse_bench.builtin.mixers import Replace
+from collapse_bench.builtin.models.categorical import CategoricalModel
+from collapse_bench.plugins import get_registry
+
+LIGHT = {"model": ["gaussian", "categorical", "ngram"], "dataset": ["shakespeare", "normal"]}
+
+
+@pytest.mark.parametrize("name", LIGHT["model"])
+def test_builtin_models_obey_the_contract(name):
+    contract.check_model(get_registry().component("model", name))
+
+
+@pytest.mark.parametrize("name", get_registry().names("mixer"))
+def test_builtin_mixers_obey_the_contract(name):
+    contract.check_mixer(get_registry().component("mixer", name))
+
+
+@pytest.mark.parametrize("name", get_registry().names("metric"))
+def test_builtin_metrics_obey_the_contract(name):
+    contract.check_metric(get_registry().component("metric", name))
+
+
+@pytest.mark.parametrize("name", LIGHT["dataset"])
+def test_builtin_datasets_obey_the_contract(name):
+    contract.check_dataset(get_registry().component("dataset", name))
+
+
+class WrongShape(CategoricalModel):
+    """Samples one token too few per row."""
+
+    name = "wrong-shape"
+
+    def sample(self, n, ctx):
+        return super().sample(n, ctx)[:, :-1]
+
+
+class Unseeded(Replace):
+    """Shuffles with the global random state instead of ctx.rng."""
+
+    name = "unseeded"
+
+    def mix(self, ctx):
+        return np.random.permutation(ctx.history[-1])
+
+
+class Positional(Replace):
+    """Takes a positional parameter."""
+
+    name = "positional"
+
+    def __init__(self, k: int = 1) -> None:
+        self.k = k
+
+
+@pytest.mark.parametrize(
+    ("check", "cls", "message"),
+    [
+        (contract.check_model, WrongShape, "expected (64, 32)"),
+        (contract.check_mixer, Unseeded, "same rng must give the same training set"),
+        (contract.check_mixer, Positional, "must be keyword-only"),
+    ],
+)
+def test_the_checks_catch_broken_components(check, cls, message):
+    with pytest.raises(AssertionError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check(cls)
+
+
+def test_the_pytest_plugin_gives_authors_a_real_run(pytester):
+    pytester.makepyfile(
+        """
+        def test_accumulate_beats_replace(collapse_bench_run, tiny_corpus):
+            assert tiny_corpus.train.shape[1] == 32
+            df = collapse_bench_run(mixers=["replace", "accumulate"], generations=4)
+            last = df[(df.generation == 3) & (df.metric == "perplexity")].set_index("mixer").value
+            assert last["accumulate"] < last["replace"]
+        """
+    )
+    pytester.runpytest_inprocess().assert_outcomes(passed=1)
