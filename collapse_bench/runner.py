@@ -88,6 +88,10 @@ def resolve(registry: Registry, kind: str, text: str) -> Resolved:
         raise ConfigError(
             f"{kind} {text!r} rejected its parameters: {exc}", "see `collapse-bench list` for its parameters"
         ) from None
+    except UserError:
+        raise
+    except Exception as exc:
+        raise ComponentError(f"{kind} {text!r} ({registered.origin})", "__init__()", exc) from exc
     return resolved
 
 
@@ -141,15 +145,18 @@ def make_plan(
             )
         plan_metrics[model.label] = chosen
     for item in [*model_list, *mixer_list, *(m for ms in plan_metrics.values() for m in ms)]:
-        item.make().check(protocol)
+        with blame(f"{item.registered.kind} {item.label!r} ({item.registered.origin})", "check()"):
+            item.make().check(protocol)
     return Plan(protocol, dataset, model_list, mixer_list, plan_metrics, list(range(protocol.seeds)))
 
 
 def load_data(plan: Plan) -> RealData:
     """Load and split the dataset, then let every mixer refuse data too small for it."""
-    real = prepare(plan.dataset.make(), plan.protocol)
+    with blame(f"dataset {plan.dataset.label!r} ({plan.dataset.registered.origin})", "load()"):
+        real = prepare(plan.dataset.make(), plan.protocol)
     for mixer in plan.mixers:
-        mixer.make().check_data(real, plan.protocol)
+        with blame(f"mixer {mixer.label!r} ({mixer.registered.origin})", "check_data()"):
+            mixer.make().check_data(real, plan.protocol)
     plan.real = real
     return real
 
