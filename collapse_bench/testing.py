@@ -9,12 +9,19 @@ test suite of an environment that has collapse-bench::
         assert last["my-mixer"] < last["replace"]
 
 Components must be registered (installed with an entry point, or loaded from a folder named
-in ``COLLAPSE_BENCH_PLUGINS_DIR``). For checks of the component contract itself, see
-:mod:`collapse_bench.contract`.
+in ``COLLAPSE_BENCH_PLUGINS_DIR``). To test the packaging itself, ``collapse_bench_install``
+installs a package into a fresh environment and runs the ``collapse-bench`` command there. For
+checks of the component contract itself, see :mod:`collapse_bench.contract`.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import site
+import subprocess
+import sysconfig
+import venv
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -77,3 +84,52 @@ def tiny_corpus() -> RealData:
     from collapse_bench.contract import real_data
 
     return real_data("text")
+
+
+class InstalledPlugin:
+    """A fresh virtual environment, layered over the current one, with one package installed into it.
+
+    The package is built and installed from a copy of its source, offline and without its
+    dependencies (they come from the current environment), so what is tested is the packaging:
+    the entry point, the distribution's name and version, the hooks.
+    """
+
+    def __init__(self, package: Path, root: Path) -> None:
+        venv.create(root / "venv", with_pip=False)
+        self.python = root / "venv" / "bin" / "python"
+        purelib = sysconfig.get_path("purelib", scheme="venv", vars={"base": str(root / "venv")})
+        # A venv made inside another venv does not see the outer one's packages, even with
+        # --system-site-packages: a .pth file adds the current site directories after its own.
+        outer = "".join(f"import site; site.addsitedir({p!r})\n" for p in site.getsitepackages())
+        Path(purelib, "outer-environment.pth").write_text(outer)
+        source = shutil.copytree(
+            package, root / "src", ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+        )
+        pip = [self.python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", source]
+        subprocess.run(pip, check=True)
+        subprocess.run([self.python, "-m", "pip", "check"], check=True)  # its requirements are met
+
+    def cli(self, *args: str, cache: Path) -> str:
+        """Run ``collapse-bench ARGS`` in that environment, offline; return its output, failing on an error."""
+        env = os.environ | {"COLLAPSE_BENCH_CACHE": str(cache), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+        done = subprocess.run(
+            [self.python, "-c", "from collapse_bench.cli import main; main()", *args],
+            capture_output=True, text=True, env=env, timeout=1800,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+
+@pytest.fixture(scope="module")
+def collapse_bench_install(tmp_path_factory) -> Callable[[Path | str], InstalledPlugin]:
+    """``collapse_bench_install(package_dir)``: the package installed in a fresh environment (once per module)."""
+    pytest.importorskip("setuptools", reason="building a package offline needs setuptools: pip install setuptools")
+    installed: dict[Path, InstalledPlugin] = {}
+
+    def _install(package: Path | str) -> InstalledPlugin:
+        package = Path(package).resolve()
+        if package not in installed:
+            installed[package] = InstalledPlugin(package, tmp_path_factory.mktemp("env"))
+        return installed[package]
+
+    return _install
