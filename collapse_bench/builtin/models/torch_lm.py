@@ -1,0 +1,124 @@
+"""What the transformer language models share: the training budget and the torch-backed model base.
+
+This module does not import torch: the registry imports every built-in model, and a run of the
+n-gram model must not pay for torch. The torch code lives in :mod:`torch_support`, imported the
+first time a transformer model is trained or loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+
+from collapse_bench.builtin.models.decoding import Decoding, parse_table
+from collapse_bench.components import LOGLIK, FitContext, Model
+from collapse_bench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collapse_bench.protocol import Protocol
+
+
+@dataclass(frozen=True)
+class Training:
+    """The training budget of the transformer models: the protocol's ``[training]`` table.
+
+    See docs/models.md for every key. ``steps``, when given, overrides ``epochs``; ``lr``
+    defaults to the model's own (``gpt`` 1e-3, ``hf`` 5e-5). ``precision = "auto"`` trains
+    with bf16 autocast where the hardware runs bf16 fast (CUDA with bf16, CPUs with AMX or
+    AVX512-BF16), else in fp32.
+    """
+
+    epochs: float = 1.0
+    steps: int | None = None
+    batch_size: int = 32
+    lr: float | None = None
+    schedule: Literal["constant", "linear", "cosine"] = "cosine"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = False
+    eval_batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", self.epochs > 0, "above 0"),
+            ("steps", self.steps is None or self.steps >= 0, "0 (no training) or more"),
+            ("batch_size", self.batch_size >= 1, "1 or more"),
+            ("lr", self.lr is None or self.lr > 0, "above 0"),
+            ("warmup_steps", self.warmup_steps >= 0, "0 or more"),
+            ("min_lr", self.min_lr >= 0, "0 or more"),
+            ("weight_decay", self.weight_decay >= 0, "0 or more"),
+            ("grad_clip", self.grad_clip >= 0, "0 (off) or more"),
+            ("eval_batch_size", self.eval_batch_size >= 1, "1 or more"),
+        ]
+        for key, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"[training] {key} is {getattr(self, key)!r}", f"give a value {allowed}")
+
+    @classmethod
+    def parse(cls, table: dict[str, Any]) -> Training:
+        """The settings of a protocol's ``[training]`` table, validated."""
+        return parse_table(cls, table, "[training]")
+
+
+class TorchLM(Model):
+    """Base of the transformer language models: validation, training, persistence.
+
+    Subclasses say how run-token rows become their own token sequences (:meth:`_sequences`)
+    and how the network is built or initialised each generation (:meth:`_initial`).
+    """
+
+    modality = "text"
+    capabilities = frozenset({LOGLIK})
+    #: Learning rate when ``[training] lr`` is not given.
+    default_lr: ClassVar[float]
+
+    def __init__(self) -> None:
+        self.module: Any = None  # the transformers model, once fitted or loaded
+        self.training = Training()
+
+    def check(self, protocol: Protocol) -> None:
+        Training.parse(protocol.training)
+        self._check_decoding(Decoding.parse(protocol.decoding), protocol)
+
+    def _check_decoding(self, decoding: Decoding, protocol: Protocol) -> None:
+        """Refuse decoding settings this model cannot honour under ``protocol``."""
+
+    def fit(self, data: np.ndarray, ctx: FitContext) -> None:
+        from collapse_bench.builtin.models import torch_support
+
+        self.training = Training.parse(ctx.training)
+        torch_support.seed(ctx.rng)
+        self.module = self._initial(data, ctx)
+        lr = self.training.lr or self.default_lr
+        torch_support.train(self.module, self._sequences(data), self.training, lr, ctx.rng)
+
+    def _initial(self, data: np.ndarray, ctx: FitContext) -> Any:
+        """The network training starts from in this generation."""
+        raise NotImplementedError
+
+    def _sequences(self, data: np.ndarray) -> list[np.ndarray]:
+        """Run-token rows as the model's own token sequences, each starting with its BOS token."""
+        raise NotImplementedError
+
+    def _sequence_nll(self, data: np.ndarray) -> list[np.ndarray]:
+        """NLL in nats of every token after the BOS of each row's own sequence."""
+        from collapse_bench.builtin.models import torch_support
+
+        return torch_support.token_nll(self.module, self._sequences(data), self.training)
+
+    def save(self, path: Path) -> None:
+        self.module.save_pretrained(path / "model")
+        (path / "training.json").write_text(json.dumps(asdict(self.training)))
+
+    def load(self, path: Path) -> None:
+        from collapse_bench.builtin.models import torch_support
+
+        self.module = torch_support.load_causal_lm(str(path / "model"))
+        self.training = Training(**json.loads((path / "training.json").read_text()))

@@ -1,0 +1,338 @@
+"""The torch side of the transformer models: training loop, likelihood pass and decoding.
+
+Imported only when a transformer model trains, scores or samples (see :mod:`torch_lm`). Speed
+comes from doing less than the general tools: a plain AdamW loop under bf16 autocast (no
+``Trainer`` bookkeeping), likelihood passes in large batches under ``torch.inference_mode``,
+and a sampling loop that feeds one token per step through the KV cache with nothing but the
+logit processing the protocol asks for. CUDA is used when present; nothing needs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers.utils import logging as hf_logging
+
+if TYPE_CHECKING:
+    from collapse_bench.builtin.models.decoding import Decoding
+    from collapse_bench.builtin.models.torch_lm import Training
+
+hf_logging.disable_progress_bar()  # save_pretrained's per-shard bars would swamp the run's progress lines
+
+#: Labels that the loss ignores (padding), as in ``transformers``.
+IGNORE = -100
+
+
+def device() -> torch.device:
+    """CUDA when present, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def bf16_fast(dev: torch.device) -> bool:
+    """Whether ``dev`` runs bf16 matrix products natively (CUDA with bf16, CPUs with AMX or AVX512-BF16)."""
+    if dev.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def autocast(precision: str, dev: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast when ``precision`` asks for it (or is ``auto`` and bf16 is fast), else nothing."""
+    if precision == "bf16" or (precision == "auto" and bf16_fast(dev)):
+        return torch.autocast(dev.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed(rng: np.random.Generator) -> None:
+    """Seed torch from the run's random stream, so the same seed gives the same model."""
+    torch.manual_seed(int(rng.integers(2**63)))
+
+
+def generator(rng: np.random.Generator, dev: torch.device) -> torch.Generator:
+    """A torch random stream on ``dev`` seeded from the run's stream."""
+    return torch.Generator(device=dev).manual_seed(int(rng.integers(2**63)))
+
+
+def load_causal_lm(path: str, **kwargs: Any) -> Any:
+    """``AutoModelForCausalLM.from_pretrained`` in fp32 (the master weights; bf16 is autocast)."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+
+
+def pad(seqs: Sequence[np.ndarray], value: int, *, left: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Sequences as one ``(n, longest)`` id tensor and its attention mask (``None`` if none is padded)."""
+    longest = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), longest), value, dtype=torch.long)
+    mask = torch.zeros((len(seqs), longest), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        span = slice(longest - len(s), longest) if left else slice(0, len(s))
+        ids[i, span] = torch.as_tensor(np.asarray(s, dtype=np.int64))
+        mask[i, span] = 1
+    return ids, None if bool(mask.all()) else mask
+
+
+def _lr_factor(step: int, total: int, cfg: Training, lr: float) -> float:
+    """The learning rate at ``step`` relative to ``lr``: linear warm-up, then the schedule down to ``min_lr``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / (cfg.warmup_steps + 1)
+    if cfg.schedule == "constant":
+        return 1.0
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    shape = 1 - progress if cfg.schedule == "linear" else 0.5 * (1 + math.cos(math.pi * progress))
+    floor = min(cfg.min_lr / lr, 1.0)
+    return floor + (1 - floor) * shape
+
+
+def _batches(n: int, size: int, steps: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """``steps`` batches of row indices: consecutive slices of a fresh permutation every epoch."""
+    order = np.empty(0, dtype=np.int64)
+    for _ in range(steps):
+        while len(order) < min(size, n):
+            order = np.concatenate([order, rng.permutation(n)])
+        yield order[:size]
+        order = order[size:]
+
+
+def train(model: Any, seqs: list[np.ndarray], cfg: Training, lr: float, rng: np.random.Generator) -> None:
+    """Fit ``model`` to ``seqs`` (each starting with BOS) by AdamW on the next-token loss.
+
+    ``cfg.steps`` optimizer steps, else ``cfg.epochs`` passes over the data (rounded to whole
+    batches, at least one); batches are drawn without replacement within an epoch.
+    """
+    dev = device()
+    model.to(dev).train()
+    steps = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * math.ceil(len(seqs) / cfg.batch_size)))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, steps, cfg, lr))
+    forward = torch.compile(model) if cfg.compile else model
+    for rows in _batches(len(seqs), cfg.batch_size, steps, rng):
+        ids, mask = pad([seqs[i] for i in rows], 0)
+        labels = ids if mask is None else ids.masked_fill(mask == 0, IGNORE)
+        ids, labels = ids.to(dev), labels.to(dev)
+        with autocast(cfg.precision, dev):
+            loss = forward(input_ids=ids, attention_mask=None if mask is None else mask.to(dev), labels=labels).loss
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+    model.eval()
+
+
+@torch.inference_mode()
+def token_nll(model: Any, seqs: list[np.ndarray], cfg: Training) -> list[np.ndarray]:
+    """NLL in nats of every token but the first (BOS) of each sequence, in large batches.
+
+    Sequences are scored in order of length, so that a batch pads little.
+    """
+    dev = device()
+    model.to(dev).eval()
+    out: list[np.ndarray] = [np.empty(0)] * len(seqs)
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    for start in range(0, len(seqs), cfg.eval_batch_size):
+        rows = order[start : start + cfg.eval_batch_size]
+        ids, mask = pad([seqs[i] for i in rows], 0)
+        ids = ids.to(dev)
+        with autocast(cfg.precision, dev):
+            logits = model(input_ids=ids, attention_mask=None if mask is None else mask.to(dev)).logits
+        nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none").cpu().numpy()
+        for j, i in enumerate(rows):
+            out[i] = nll[j, : len(seqs[i]) - 1].astype(np.float64)
+    return out
+
+
+def _penalize(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Repetition penalty (Keskar et al. 2019): seen tokens' logits divided by it if positive, else multiplied."""
+    scaled = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, scaled, logits)
+
+
+def _choose(logits: torch.Tensor, dec: Decoding, gen: torch.Generator) -> torch.Tensor:
+    """Next token per row: argmax (greedy), or a draw after temperature, top-k and top-p."""
+    if dec.strategy == "greedy":
+        return logits.argmax(-1)
+    logits = logits / (dec.temperature or 1.0)
+    if dec.top_k:
+        kth = logits.topk(min(dec.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if dec.top_p is not None and dec.top_p < 1:
+        sorted_logits, index = logits.sort(dim=-1, descending=True)
+        before = sorted_logits.softmax(-1).cumsum(-1) - sorted_logits.softmax(-1)
+        drop = torch.zeros_like(logits, dtype=torch.bool).scatter(1, index, before > dec.top_p)
+        logits = logits.masked_fill(drop, -math.inf)
+    return _draw(logits.softmax(-1), gen)
+
+
+def _draw(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One index per row with the rows' probabilities, by inverting the CDF (far faster than multinomial on CPU).
+
+    ``searchsorted(..., right=True)`` lands past any run of zero-probability entries, so a token
+    with probability 0 is never drawn.
+    """
+    cdf = probs.cumsum(-1)
+    u = torch.rand((len(probs), 1), generator=gen, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp(max=probs.shape[-1] - 1)
+
+
+class _HfDecoder:
+    """Any causal LM through its own forward and KV cache: new token ids in, last-position logits out."""
+
+    def __init__(self, model: Any, mask: torch.Tensor | None) -> None:
+        self.model, self.mask, self.cache = model, mask, None
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.mask is not None and self.cache is not None:
+            self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        positions = None if self.mask is None else (self.mask.cumsum(1) - 1).clamp(min=0)[:, -ids.shape[1] :]
+        out = self.model(
+            input_ids=ids, attention_mask=self.mask, position_ids=positions, cache=self.cache, use_cache=True
+        )
+        self.cache = out.cache
+        return out.logits[:, -1].float()
+
+
+class _Gpt2Decoder:
+    """GPT-2 decoding without the general forward: the same modules, a preallocated KV cache.
+
+    For unpadded batches, where it computes what ``GPT2LMHeadModel`` computes (a test checks the
+    logits) with a fraction of the per-step overhead, which dominates small models.
+    """
+
+    def __init__(self, model: Any, total: int) -> None:
+        self.model, self.total, self.pos = model, total, 0
+        self.heads = model.config.n_head
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+
+    def _attend(self, i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        if len(self.keys) <= i:
+            shape = (k.shape[0], k.shape[1], self.total, k.shape[3])
+            self.keys.append(k.new_empty(shape))
+            self.values.append(v.new_empty(shape))
+        end = self.pos + k.shape[2]
+        self.keys[i][:, :, self.pos : end] = k
+        self.values[i][:, :, self.pos : end] = v
+        # Only the first call (from position 0) has several queries, so is_causal aligns correctly.
+        keys, values = self.keys[i][:, :, :end], self.values[i][:, :, :end]
+        return F.scaled_dot_product_attention(q, keys, values, is_causal=q.shape[2] > 1)
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        body = self.model.transformer
+        batch, length = ids.shape
+        x = body.wte(ids) + body.wpe(torch.arange(self.pos, self.pos + length, device=ids.device))
+        for i, block in enumerate(body.h):
+            qkv = block.attn.c_attn(block.ln_1(x)).view(batch, length, 3, self.heads, -1)
+            attended = self._attend(i, *qkv.permute(2, 0, 3, 1, 4))
+            x = x + block.attn.c_proj(attended.transpose(1, 2).reshape(batch, length, -1))
+            x = x + block.mlp(block.ln_2(x))
+        self.pos += length
+        return self.model.lm_head(body.ln_f(x[:, -1])).float()
+
+
+def decoder(model: Any, mask: torch.Tensor | None, total: int) -> _HfDecoder | _Gpt2Decoder:
+    """The fastest exact way to decode ``model``: the lean GPT-2 path for unpadded batches, else its forward."""
+    config = model.config
+    lean = mask is None and config.model_type == "gpt2" and not config.add_cross_attention
+    lean = lean and not config.scale_attn_by_inverse_layer_idx and not config.reorder_and_upcast_attn
+    return _Gpt2Decoder(model, total) if lean else _HfDecoder(model, mask)
+
+
+def _ancestral(
+    model: Any, prompts: list[np.ndarray], dec: Decoding, span: tuple[int, int], eos: int | None, banned: list[int],
+    gen: torch.Generator, dev: torch.device,
+) -> torch.Tensor:  # fmt: skip
+    """Sample (or decode greedily) up to ``span[1]`` new tokens per prompt; rows that ended hold ``eos``."""
+    min_new, max_new = span
+    ids, mask = pad(prompts, 0 if eos is None else eos, left=True)
+    ids, mask = ids.to(dev), None if mask is None else mask.to(dev)
+    step = decoder(model, mask, ids.shape[1] + max_new)
+    logits = step(ids)
+    present = torch.ones_like(ids) if mask is None else mask
+    seen = torch.zeros(logits.shape, dtype=torch.long, device=dev).scatter_add_(1, ids, present) > 0
+    done = torch.zeros(len(prompts), dtype=torch.bool, device=dev)
+    new = []
+    for t in range(max_new):
+        if dec.repetition_penalty != 1:
+            logits = _penalize(logits, seen, dec.repetition_penalty)
+        forbid = banned + ([eos] if eos is not None and t < min_new else [])
+        if forbid:
+            logits[:, forbid] = -math.inf
+        token = _choose(logits, dec, gen)
+        if eos is not None:
+            token = token.masked_fill(done, eos)
+            done |= token == eos
+        new.append(token)
+        if bool(done.all()) or t == max_new - 1:
+            break
+        seen.scatter_(1, token[:, None], True)
+        logits = step(token[:, None])
+    return torch.stack(new, dim=1)
+
+
+def _beam(
+    model: Any, prompts: list[np.ndarray], dec: Decoding, span: tuple[int, int], eos: int | None, banned: list[int],
+    dev: torch.device,
+) -> torch.Tensor:  # fmt: skip
+    """Beam search through ``model.generate``: the new tokens of the best beam of every prompt."""
+    pad_id = eos if eos is not None else 0
+    ids, mask = pad(prompts, pad_id, left=True)
+    mask = torch.ones_like(ids) if mask is None else mask
+    out = model.generate(
+        input_ids=ids.to(dev),
+        attention_mask=mask.to(dev),
+        do_sample=False,
+        num_beams=dec.beams,
+        repetition_penalty=dec.repetition_penalty,
+        min_new_tokens=span[0],
+        max_new_tokens=span[1],
+        eos_token_id=eos,
+        pad_token_id=pad_id,
+        bad_words_ids=[[b] for b in banned] or None,
+    )
+    return out[:, ids.shape[1] :]
+
+
+@torch.inference_mode()
+def generate(
+    model: Any,
+    prompts: list[np.ndarray],
+    dec: Decoding,
+    span: tuple[int, int],
+    *,
+    eos: int | None,
+    banned: Sequence[int] = (),
+    rng: np.random.Generator,
+    cfg: Training,
+) -> list[np.ndarray]:
+    """New tokens for every prompt, between ``span[0]`` and ``span[1]`` of them, cut before ``eos``.
+
+    ``banned`` tokens are never produced (e.g. a BOS symbol that only starts sequences).
+    Prompts are decoded ``cfg.eval_batch_size`` at a time, left-padded.
+    """
+    dev = device()
+    model.to(dev).eval()
+    gen = generator(rng, dev)
+    # One token per step is too little work for bf16 to pay for autocast's casts on a CPU
+    # (measured: fp32 decodes about 1.2x faster), so "auto" decodes in fp32 there.
+    precision = "fp32" if cfg.precision == "auto" and dev.type == "cpu" else cfg.precision
+    out: list[np.ndarray] = []
+    for start in range(0, len(prompts), cfg.eval_batch_size):
+        chunk = prompts[start : start + cfg.eval_batch_size]
+        with autocast(precision, dev):
+            if dec.strategy == "beam":
+                new = _beam(model, chunk, dec, span, eos, list(banned), dev)
+            else:
+                new = _ancestral(model, chunk, dec, span, eos, list(banned), gen, dev)
+        for row in new.cpu().numpy():
+            end = np.flatnonzero(row == eos)[0] if eos is not None and (row == eos).any() else len(row)
+            out.append(row[:end])
+    return out

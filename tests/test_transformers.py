@@ -1,0 +1,292 @@
+"""The transformer models: gpt trained from scratch and hf fine-tuned from a local checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from collapse_bench.builtin.datasets import Shakespeare
+from collapse_bench.builtin.models.decoding import Decoding
+from collapse_bench.builtin.models.gpt import GptModel, GptTiny
+from collapse_bench.builtin.models.hf import HfModel
+from collapse_bench.builtin.models.torch_lm import Training
+from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.data import prepare
+from collapse_bench.errors import ConfigError
+from collapse_bench.protocol import resolve_protocol
+from collapse_bench.runner import make_plan
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+#: A network small enough to train in a second: the test is about behaviour, not quality.
+MICRO = {"layers": 1, "width": 32, "heads": 2}
+FAST = {"steps": 30, "batch_size": 32, "lr": 3e-3, "eval_batch_size": 256}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks gain nothing from threads, and spinning threads crawl on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def real():
+    return prepare(Shakespeare(genres="roman"), resolve_protocol("smoke"))
+
+
+def fit(model, real, seed=0, training=FAST, data=None, **ctx):
+    rng = np.random.default_rng(seed)
+    context = FitContext(seed, 0, rng, dict(training), real.vocab_size, real.tokenizer, **ctx)
+    model.fit(real.train if data is None else data, context)
+    return model
+
+
+def draw(model, real, n=16, seed=0, **decoding):
+    ctx = SampleContext(np.random.default_rng(seed), real.train.shape[1], decoding, real.train, real.tokenizer)
+    return model.sample(n, ctx)
+
+
+def perplexity(model, real) -> float:
+    return float(np.exp(model.nll(real.test).mean()))
+
+
+def test_importing_the_package_does_not_import_torch():
+    code = (
+        "import sys; from collapse_bench.plugins import get_registry; get_registry(); "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sizes_are_registered_with_their_own_defaults(registry):
+    from collapse_bench.specs import Spec, resolve_params
+
+    params = resolve_params(registry.get("model", "gpt-tiny").obj, Spec("gpt-tiny", {"layers": "3"}), "model")
+    assert params["layers"] == 3 and params["width"] == 128
+    assert registry.get("model", "gpt-small").obj().width == 256
+    assert GptTiny(width=64).width == 64
+
+
+def test_gpt_tiny_trained_on_smoke_beats_itself_untrained(real):
+    untrained = fit(GptTiny(), real, training={"steps": 0})
+    trained = fit(GptTiny(), real, training={"epochs": 4, "lr": 2e-3})
+    before, after = perplexity(untrained, real), perplexity(trained, real)
+    assert before > 0.7 * real.vocab_size  # an untrained network is close to uniform
+    assert after < 0.5 * before
+    assert trained.nll(real.test).shape == real.test.shape
+
+
+def test_gpt_samples_rows_of_run_tokens_without_bos(real):
+    model = fit(GptModel(**MICRO), real)
+    for decoding in ({"temperature": 0.8, "top_k": 50, "top_p": 0.9}, {"strategy": "greedy"}):
+        rows = draw(model, real, **decoding)
+        assert rows.shape == (16, real.train.shape[1]) and rows.dtype == np.int32
+        assert rows.min() >= 0 and rows.max() < real.vocab_size
+    beam = draw(model, real, n=4, strategy="beam", num_beams=3, repetition_penalty=2.0)
+    assert beam.shape == (4, real.train.shape[1]) and beam.max() < real.vocab_size
+
+
+def test_greedy_is_sampling_with_top_k_one(real):
+    model = fit(GptModel(**MICRO), real)
+    np.testing.assert_array_equal(draw(model, real, strategy="greedy"), draw(model, real, top_k=1, seed=5))
+
+
+def test_repetition_penalty_reduces_repeats(real):
+    model = fit(GptModel(**MICRO), real)
+
+    def repeats(rows):
+        return np.mean([1 - len(set(r)) / len(r) for r in rows])
+
+    plain = draw(model, real, strategy="greedy")
+    penalized = draw(model, real, strategy="greedy", repetition_penalty=5.0)
+    assert repeats(penalized) < repeats(plain)
+
+
+def test_lean_gpt2_decoder_computes_what_the_model_computes(real):
+    from collapse_bench.builtin.models import torch_support
+
+    model = fit(GptModel(**MICRO), real).module
+    ids = torch.as_tensor(real.test[:4, :10].astype(np.int64))
+    step = torch_support.decoder(model, None, 12)
+    assert type(step).__name__ == "_Gpt2Decoder"
+    with torch.inference_mode():
+        lean = [step(ids[:, :8]), step(ids[:, 8:9]), step(ids[:, 9:10])]
+        full = model(input_ids=ids).logits[:, 7:10]
+    torch.testing.assert_close(torch.stack(lean, dim=1), full, rtol=1e-4, atol=1e-4)
+
+
+def test_inverse_cdf_draws_follow_the_probabilities_and_skip_zeros():
+    from collapse_bench.builtin.models.torch_support import _draw
+
+    probs = torch.tensor([[0.0, 0.25, 0.0, 0.75, 0.0]]).repeat(20000, 1)
+    counts = torch.bincount(_draw(probs, torch.Generator().manual_seed(0)), minlength=5).numpy()
+    assert counts[[0, 2, 4]].sum() == 0
+    assert abs(counts[3] / counts.sum() - 0.75) < 0.02
+
+
+def test_same_seed_same_numbers(real):
+    a, b = fit(GptModel(**MICRO), real, seed=3), fit(GptModel(**MICRO), real, seed=3)
+    np.testing.assert_array_equal(a.nll(real.test), b.nll(real.test))
+    np.testing.assert_array_equal(draw(a, real, seed=1), draw(b, real, seed=1))
+    c = fit(GptModel(**MICRO), real, seed=4)
+    assert not np.array_equal(a.nll(real.test), c.nll(real.test))
+
+
+def test_llama_architecture_and_init_from_previous(real):
+    first = fit(GptModel(arch="llama", **MICRO), real)
+    second = fit(GptModel(arch="llama", init="previous", **MICRO), real, training={"steps": 0}, previous=first)
+    np.testing.assert_allclose(second.nll(real.test[:8]), first.nll(real.test[:8]), rtol=1e-5)
+    assert second.module is not first.module
+
+
+def test_save_and_load_restore_the_model(real, tmp_path):
+    model = fit(GptModel(**MICRO), real)
+    model.save(tmp_path)
+    restored = GptModel(**MICRO)
+    restored.load(tmp_path)
+    np.testing.assert_allclose(restored.nll(real.test[:8]), model.nll(real.test[:8]), rtol=1e-6)
+    assert restored.training == model.training
+
+
+@pytest.mark.parametrize(
+    ("table", "decoding", "match"),
+    [
+        ({"epoch": 3}, {}, "no setting 'epoch'"),
+        ({"lr": "fast"}, {}, "not a float"),
+        ({"schedule": "step"}, {}, "choose one of"),
+        ({}, {"strategy": "beam", "temperature": 0.7}, "applies to strategy 'sample'"),
+        ({}, {"prompt": "train"}, "cannot continue training rows"),
+        ({}, {"max_new_tokens": 8}, "exactly 32 tokens"),
+        ({}, {"top_p": 1.5}, "top_p"),
+    ],
+)
+def test_check_refuses_settings_gpt_cannot_honour(table, decoding, match):
+    protocol = resolve_protocol("smoke")
+    bad = dataclasses.replace(protocol, training=table, decoding=decoding)
+    with pytest.raises(ConfigError, match=match):
+        GptTiny().check(bad)
+
+
+# --- hf: a local checkpoint ----------------------------------------------------------------
+
+
+def _tokenizer(texts, special):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=list(special.values()), initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **special)
+
+
+@pytest.fixture(scope="module", params=["opt", "gpt2"])
+def checkpoint(request, real, tmp_path_factory):
+    """A random OPT (BOS and EOS) or GPT-2 (EOS only) with its own BPE, saved as hub models are."""
+    from transformers import AutoModelForCausalLM, GPT2Config, OPTConfig
+
+    texts = real.decode(real.train)
+    if request.param == "opt":
+        tok = _tokenizer(texts, {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"})
+        config = OPTConfig(
+            vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, ffn_dim=64, num_attention_heads=2,
+            max_position_embeddings=512, word_embed_proj_dim=32, bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        )  # fmt: skip
+    else:
+        tok = _tokenizer(texts, {"eos_token": "<|endoftext|>"})
+        config = GPT2Config(
+            vocab_size=len(tok), n_positions=512, n_embd=32, n_layer=1, n_head=2,
+            bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+        )  # fmt: skip
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp(request.param)
+    AutoModelForCausalLM.from_config(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_hf_fine_tunes_samples_and_scores(checkpoint, real, tmp_path):
+    untrained = fit(HfModel(path=str(checkpoint)), real, training={"steps": 0})
+    model = fit(HfModel(path=str(checkpoint)), real, training={"steps": 40, "lr": 3e-3, "batch_size": 16})
+    nll = model.nll(real.test)
+    assert nll.shape == real.test.shape and np.isfinite(nll).all()
+    # the row's total is spread evenly over its run tokens
+    np.testing.assert_allclose(nll, np.repeat(nll[:, :1], nll.shape[1], axis=1))
+    assert perplexity(model, real) < perplexity(untrained, real)
+    bits_per_char = nll.sum() / math.log(2) / real.test_chars
+    assert 0 < bits_per_char < 16
+
+    for decoding in ({"temperature": 0.9, "prompt": "train"}, {"strategy": "beam", "num_beams": 2}):
+        rows = draw(model, real, n=6, **decoding)
+        assert rows.shape == (6, real.train.shape[1]) and rows.dtype == np.int32
+        assert rows.min() >= 0 and rows.max() < real.vocab_size
+
+    model.save(tmp_path)
+    restored = HfModel(path=str(checkpoint))
+    restored.load(tmp_path)
+    np.testing.assert_allclose(restored.nll(real.test[:8]), nll[:8], rtol=1e-5)
+
+
+def test_hf_fills_rows_when_the_model_stops_early(checkpoint, real):
+    model = fit(HfModel(path=str(checkpoint)), real, training={"steps": 0})
+    rows = draw(model, real, n=4, max_new_tokens=4, prompt="train")  # 4 own tokens cannot fill a row at once
+    assert rows.shape == (4, real.train.shape[1])
+
+
+def test_hf_same_seed_same_numbers(checkpoint, real):
+    a, b = (fit(HfModel(path=str(checkpoint)), real, seed=2, training={"steps": 5}) for _ in range(2))
+    np.testing.assert_array_equal(a.nll(real.test[:16]), b.nll(real.test[:16]))
+    np.testing.assert_array_equal(draw(a, real, n=4, seed=1), draw(b, real, n=4, seed=1))
+
+
+def test_hf_path_that_cannot_be_reached_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="hf cannot load the config of"):
+        HfModel(path=str(tmp_path / "missing")).check(resolve_protocol("smoke"))
+
+
+def test_shumailov2024_protocol_is_the_papers(registry, checkpoint):
+    protocol = resolve_protocol("shumailov2024")
+    training, decoding = Training.parse(protocol.training), Decoding.parse(protocol.decoding)
+    assert (training.epochs, training.lr, training.schedule, training.min_lr) == (5, 2e-5, "cosine", 1e-6)
+    assert (decoding.strategy, decoding.beams, decoding.repetition_penalty) == ("beam", 5, 3.0)
+    assert decoding.min_new_tokens == decoding.max_new_tokens == protocol.data.block_tokens == 64
+    assert decoding.prompt == "train" and protocol.samples == protocol.data.train_size
+    assert protocol.models == ("hf:path=facebook/opt-125m",)
+    assert protocol.mixers == ("replace", "keep-real:fraction=0.1") and protocol.generations == 10
+    plan = make_plan(registry, protocol, models=[f"hf:path={checkpoint}"])  # validates every component
+    assert [m.label for m in plan.mixers] == ["replace", "keep-real"]
+
+
+def test_gpt_tiny_runs_the_grid_and_reloads_from_the_cache(run, tmp_path):
+    mixers = ["replace", "keep-real", "accumulate", "accumulate-subsample", "fresh-real"]
+    first = run("smoke", models=["gpt-tiny:layers=1,width=32"], mixers=mixers, generations=2, cache=tmp_path / "c")
+    again = run("smoke", models=["gpt-tiny:layers=1,width=32"], mixers=mixers, generations=2, cache=tmp_path / "c")
+    assert set(first["mixer"]) == set(mixers)
+    ppl = first[first["metric"] == "perplexity"]["value"]
+    assert np.isfinite(ppl).all() and len(ppl) == 2 * len(mixers)
+    cols = ["mixer", "generation", "metric", "value"]
+    key = cols[:3]
+    pd_first = first[cols].sort_values(key).reset_index(drop=True)
+    pd_again = again[cols].sort_values(key).reset_index(drop=True)
+    np.testing.assert_allclose(pd_first["value"], pd_again["value"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_path(real):
+    model = fit(GptModel(**MICRO), real)
+    assert next(model.module.parameters()).device.type == "cuda"
+    assert draw(model, real).shape == (16, real.train.shape[1])
