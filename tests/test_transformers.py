@@ -290,3 +290,8 @@ def test_cuda_path(real):
     model = fit(GptModel(**MICRO), real)
     assert next(model.module.parameters()).device.type == "cuda"
     assert draw(model, real).shape == (16, real.train.shape[1])
+
+
+def test_a_diverging_loss_stops_training_instead_of_training_on_garbage(real):
+    with pytest.raises(FloatingPointError, match="training loss became"):
+        fit(GptModel(**MICRO), real, training={**FAST, "lr": 1e30, "grad_clip": 0.0})

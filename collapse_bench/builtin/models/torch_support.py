@@ -119,6 +119,8 @@ def train(model: Any, seqs: list[np.ndarray], cfg: Training, lr: float, rng: np.
         ids, labels = ids.to(dev), labels.to(dev)
         with autocast(cfg.precision, dev):
             loss = forward(input_ids=ids, attention_mask=None if mask is None else mask.to(dev), labels=labels).loss
+        if not torch.isfinite(loss):  # fails the cell (recorded, the others go on) instead of training on garbage
+            raise FloatingPointError(f"training loss became {loss.item()} at step {schedule.last_epoch}; lower lr")
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
