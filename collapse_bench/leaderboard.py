@@ -123,7 +123,7 @@ def build(paths: list[Path | str]) -> list[Board]:
     # A cell run twice (a rerun after a crash, say) counts once: its newest records are kept.
     key = ["fingerprint", "model", "mixer", "seed", "generation", "metric"]
     df = df.drop_duplicates(subset=key, keep="last")
-    manifests = {r.manifest()["run_id"]: r.manifest() for r in find_runs(paths)}
+    manifests = {m["run_id"]: m for m in (r.manifest() for r in find_runs(paths))}
     boards = []
     for (_, _, _), group in df.groupby(["protocol", "protocol_version", "fingerprint"], sort=True):
         boards.append(_board(group, manifests[group.run.iloc[0]]))

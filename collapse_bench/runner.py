@@ -11,6 +11,7 @@ comparisons sharper.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import time
@@ -47,7 +48,7 @@ class Resolved:
         """A fresh instance of the component."""
         return self.registered.obj(**self.spec.params)
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
         """The canonical SPEC, as shown in results and leaderboards."""
         return str(Spec(self.spec.name, self._non_default()))
@@ -195,6 +196,7 @@ def blame(who: str, action: str) -> Iterator[None]:
         raise ComponentError(who, action, exc) from exc
 
 
+@functools.cache
 def _source_hash(cls: type) -> str:
     """Hash of the module that defines a component, so that changed code never reuses old results."""
     try:
@@ -289,7 +291,8 @@ class Runner:
         self.real: RealData = plan.real
         self.metrics = {label: [(m, m.make()) for m in ms] for label, ms in plan.metrics.items()}
         protocol = plan.protocol
-        shaping = {k: protocol.to_dict()[k] for k in ("dataset", "data", "samples", "decoding", "training")}
+        settings = protocol.to_dict()
+        shaping = {k: settings[k] for k in ("dataset", "data", "samples", "decoding", "training")}
         self._root_inputs = {"protocol": shaping, "data": self.real.hashes}
         self.reused = self.computed = 0
         self._generation = 0
