@@ -209,8 +209,7 @@ class Registry:
                 offered: list[Any] = []
                 try:
                     impl.function(register=offered.append)
-                    for obj in offered:
-                        self._check(kind, plugin, obj)
+                    described = [(obj, *self._describe(kind, obj)) for obj in offered]
                 except Exception as exc:
                     who = f"plugin {plugin.name!r}" + (
                         f" ({plugin.distribution} {plugin.version})" if plugin.distribution else ""
@@ -218,20 +217,23 @@ class Registry:
                     what = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
                     plugin.problem = self.problems(f"{who} failed in {hook_name}: {what}", "fix or uninstall it")
                     continue
-                for obj in offered:
-                    self._add(kind, plugin.name, plugin.distribution, plugin.version, obj)
+                for obj, name, description in described:
+                    self._add(kind, plugin.name, plugin.distribution, plugin.version, obj, name, description)
                 if self.trace:
                     names = ", ".join(getattr(o, "name", str(o)) for o in offered) or "nothing"
                     sys.stderr.write(f"collapse-bench: trace: {hook_name} -> {plugin.name}: {names}\n")
 
-    def _check(self, kind: str, plugin: PluginInfo, obj: Any) -> None:
-        """Refuse something that is not a component of ``kind``, before anything is registered."""
+    def _describe(self, kind: str, obj: Any) -> tuple[str, str]:
+        """Name and description of a registered component, refusing anything that is not one of ``kind``."""
         if kind == "protocol":
-            if not Path(obj).is_file():
+            path = Path(obj)
+            if not path.is_file():
                 raise PluginError(
                     f"registered protocol file {str(obj)!r} does not exist", "register an existing .toml path"
                 )
-            return
+            with path.open("rb") as fh:
+                meta = tomllib.load(fh)  # a broken file is the plugin's problem, found here
+            return meta.get("name", path.stem), meta.get("description", "")
         base = KINDS[kind]
         if not (isinstance(obj, type) and issubclass(obj, base)):
             raise PluginError(
@@ -242,6 +244,7 @@ class Registry:
             raise PluginError(
                 f"registered a {kind} class {obj.__name__} without a name", "give the class a `name` attribute"
             )
+        return obj.name, obj.summary()
 
     def _add(
         self,
@@ -250,14 +253,9 @@ class Registry:
         dist: str | None,
         version: str | None,
         obj: Any,
+        name: str,
+        description: str,
     ) -> None:
-        if kind == "protocol":
-            path = Path(obj)
-            with path.open("rb") as fh:
-                meta = tomllib.load(fh)
-            name, description = meta.get("name", path.stem), meta.get("description", "")
-        else:
-            name, description = obj.name, obj.summary()
         table = self._items[kind]
         if name in table:
             other = table[name]

@@ -171,3 +171,20 @@ def test_every_hook_registers_its_components(tmp_path):
     ]:
         assert registry.get(kind, name).plugin == "every-hook", kind
     assert Sonnets().load()[0].startswith("Shall I")
+
+
+class BrokenProtocolPlugin:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @hookimpl
+    def register_protocols(self, register):
+        register(self.path)
+
+
+def test_a_broken_protocol_file_is_the_plugins_problem(tmp_path, capsys):
+    (tmp_path / "bad.toml").write_text("name = [unclosed")
+    pm, infos = create_plugin_manager()
+    pm.register(BrokenProtocolPlugin(tmp_path / "bad.toml"), name="bad-protocols")
+    registry = Registry(pm, infos)
+    assert "bad-protocols" in capsys.readouterr().err and "quick" in registry.names("protocol")
