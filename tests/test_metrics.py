@@ -117,10 +117,11 @@ def test_zero_probability_test_token_makes_perplexity_infinite():
     assert out["perplexity"] == math.inf and out["bits_per_char"] == math.inf
 
 
-def test_perplexity_needs_the_test_character_count():
+@pytest.mark.parametrize("test_chars", [None, 0])
+def test_perplexity_refuses_an_unknown_test_character_count(test_chars):
     train = rows([0, 1])
-    with pytest.raises(ValueError, match="test_chars"):
-        score(PerplexityMetric(), text_data(train), train, fitted(CategoricalModel(), train, 2))
+    with pytest.raises(DataError, match="character count is"):
+        score(PerplexityMetric(), text_data(train, test_chars=test_chars), train, fitted(CategoricalModel(), train, 2))
 
 
 # --- reference perplexity -------------------------------------------------------------------------
@@ -133,7 +134,9 @@ def test_reference_perplexity_scores_rows_under_the_base_model():
     out = score(ReferencePerplexityMetric(), text_data(train), samples, model=base, base=base)
     low, mid, high = 4 / 3, 1 / math.sqrt(0.75 * 0.25), 4.0
     assert out["mean"] == pytest.approx((low + mid + high) / 3)
-    assert (out["p05"], out["p50"], out["p95"]) == pytest.approx((low, mid, high))
+    # ranks h = 2q/100: 0.1, 1 and 1.9, interpolated between neighbours
+    expected = (low + 0.1 * (mid - low), mid, mid + 0.9 * (high - mid))
+    assert (out["p05"], out["p50"], out["p95"]) == pytest.approx(expected)
 
 
 def test_reference_perplexity_keeps_impossible_rows_infinite():
@@ -207,7 +210,7 @@ def test_tail_mass_is_settable_from_a_spec():
 def test_repetition_of_a_repeating_row():
     out = score(RepetitionMetric(), text_data(TRAIN), rows([1, 2, 1, 2]))
     expected_rep = [1 - 2 / 4, 1 - 2 / 3, 0.0, 0.0]
-    expected_distinct = [2 / 4, 2 / 3, 1.0, 1.0]
+    expected_distinct = [2 / 4, 2 / 4, 2 / 4, 1 / 4]  # distinct n-grams over the row's 4 tokens
     for n in range(1, 5):
         assert out[f"seq_rep_{n}"] == pytest.approx(expected_rep[n - 1])
         assert out[f"distinct_{n}"] == pytest.approx(expected_distinct[n - 1])
@@ -217,9 +220,9 @@ def test_repetition_averages_rows_and_pools_distinct_ngrams():
     out = score(RepetitionMetric(), text_data(TRAIN), rows([1, 2, 1, 2], [1, 2, 3, 4]))
     assert out["seq_rep_1"] == pytest.approx((0.5 + 0.0) / 2)
     assert out["seq_rep_2"] == pytest.approx((1 / 3 + 0.0) / 2)
-    assert out["distinct_1"] == pytest.approx(4 / 8)  # {1, 2, 3, 4}
-    assert out["distinct_2"] == pytest.approx(4 / 6)  # {12, 21, 23, 34}; 12 is shared across rows
-    assert out["distinct_4"] == pytest.approx(2 / 2)
+    assert out["distinct_1"] == pytest.approx(4 / 8)  # {1, 2, 3, 4} over 8 tokens
+    assert out["distinct_2"] == pytest.approx(4 / 8)  # {12, 21, 23, 34}; 12 is shared across rows
+    assert out["distinct_4"] == pytest.approx(2 / 8)
 
 
 def test_repetition_refuses_sequences_shorter_than_its_orders():

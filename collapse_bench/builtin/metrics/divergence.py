@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from collapse_bench.builtin.metrics.counting import unigram_counts
+from collapse_bench.builtin.metrics.guards import require_rows
 from collapse_bench.components import LOWER, Metric, MetricContext
 from collapse_bench.errors import ConfigError
 
@@ -28,6 +29,8 @@ class UnigramDivergenceMetric(Metric):
     ``p log2(p (S + epsilon V) / epsilon)``, finite and growing only logarithmically with ``S``.
     The value depends on ``epsilon`` and ``S``, so compare it at one protocol's sample size.
     Jensen-Shannon needs no smoothing and is bounded, which makes it the better value to rank by.
+    Both are finite for any non-empty real and synthetic sets; an empty one (``N = 0`` or
+    ``S = 0``) leaves ``p`` or ``q`` undefined and is refused with a :class:`DataError`.
     """
 
     name = "unigram-divergence"
@@ -42,7 +45,9 @@ class UnigramDivergenceMetric(Metric):
         self._real: np.ndarray | None = None
 
     def compute(self, ctx: MetricContext) -> dict[str, float]:
+        require_rows(ctx.samples, self.name, "synthetic rows S_g")
         if self._real is None:
+            require_rows(ctx.real.train, self.name, "the real training split")
             self._real = unigram_counts(ctx.real.train, ctx.real.vocab_size)
         synthetic = unigram_counts(ctx.samples, len(self._real)).astype(np.float64)
         real = np.pad(self._real, (0, len(synthetic) - len(self._real))).astype(np.float64)

@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 
+from collapse_bench.builtin.metrics.guards import require_rows
 from collapse_bench.components import LOGLIK, LOWER, Metric, MetricContext
+from collapse_bench.errors import DataError
 
 
 class PerplexityMetric(Metric):
@@ -20,7 +22,9 @@ class PerplexityMetric(Metric):
     * ``zero_prob_rate = |{j : l_j = inf}| / T``: test tokens the model gives probability 0
 
     A single zero-probability token makes perplexity and bits per character infinite: the model
-    says real text is impossible, and no smoothing by the metric hides that.
+    says real text is impossible, and no smoothing by the metric hides that. An empty test split
+    (``T = 0``) or an unknown or zero character count ``C`` leaves a value undefined and is
+    refused with a :class:`DataError`.
     """
 
     name = "perplexity"
@@ -29,8 +33,12 @@ class PerplexityMetric(Metric):
     outputs = {"perplexity": LOWER, "bits_per_char": LOWER, "zero_prob_rate": LOWER}
 
     def compute(self, ctx: MetricContext) -> dict[str, float]:
+        require_rows(ctx.real.test, self.name, "the real test split")
         if not ctx.real.test_chars:
-            raise ValueError("RealData.test_chars is not set; bits per character needs the test text's length")
+            raise DataError(
+                f"the real test split's character count is {ctx.real.test_chars!r}, so bits per character is undefined",
+                "set RealData.test_chars to the length of the decoded test text (the harness does)",
+            )
         nll = np.asarray(ctx.model.nll(ctx.real.test), dtype=np.float64)
         total = float(nll.sum())
         with np.errstate(over="ignore"):  # a huge mean NLL is an infinite perplexity, honestly

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapse_bench.builtin.metrics.guards import require_rows
 from collapse_bench.components import HIGHER, LOGLIK, LOWER, Metric, MetricContext
 
 
@@ -13,9 +14,11 @@ class ReferencePerplexityMetric(Metric):
     With ``l_{r,t}`` the negative log-likelihood in nats that M_0 gives token ``t`` of synthetic
     row ``r`` (``L`` tokens per row, ``R`` rows), each row's perplexity is
     ``ppl_r = exp(sum_t l_{r,t} / L)``. Reported: ``mean = sum_r ppl_r / R`` and the percentiles
-    ``p05``, ``p50``, ``p95``, each the smallest ``ppl_r`` whose empirical CDF reaches 5%, 50%, 95%
-    (an order statistic, no interpolation, so a row of infinite perplexity stays ``inf`` instead of
-    turning a percentile into ``nan``).
+    ``p05``, ``p50``, ``p95`` by numpy's default definition (``method="linear"``, Hyndman & Fan
+    type 7; see :func:`percentile`), so ``p50`` is the median, the mean of the two middle rows
+    when ``R`` is even. A row of infinite perplexity (one M_0 gives probability 0) is kept: a
+    percentile interpolated towards it is ``inf``, never ``nan``. With one row, all three are its
+    perplexity.
 
     Shumailov et al. (2024) find that over the generations this distribution piles up at
     *low* perplexity (the models emit what M_0 finds most likely, losing diversity) while a long
@@ -32,8 +35,25 @@ class ReferencePerplexityMetric(Metric):
     outputs = {"mean": LOWER, "p05": HIGHER, "p50": HIGHER, "p95": LOWER}
 
     def compute(self, ctx: MetricContext) -> dict[str, float]:
+        require_rows(ctx.samples, self.name, "synthetic rows S_g")
         nll = np.asarray(ctx.base.nll(ctx.samples), dtype=np.float64)
         with np.errstate(over="ignore"):  # rows M_0 finds (near) impossible have infinite perplexity
-            row_ppl = np.exp(nll.mean(axis=1))
-        p05, p50, p95 = np.percentile(row_ppl, [5, 50, 95], method="inverted_cdf")
-        return {"mean": float(row_ppl.mean()), "p05": float(p05), "p50": float(p50), "p95": float(p95)}
+            row_ppl = np.sort(np.exp(nll.mean(axis=1)))
+        return {"mean": float(row_ppl.mean())} | {f"p{q:02d}": percentile(row_ppl, q) for q in (5, 50, 95)}
+
+
+def percentile(ascending: np.ndarray, q: float) -> float:
+    """The ``q``-th percentile of sorted ``ascending`` values, as ``np.percentile`` defines it by default.
+
+    Linear interpolation between the order statistics around rank ``h = (n - 1) q / 100``
+    (0-based): ``x[floor h] + (h - floor h) (x[floor h + 1] - x[floor h])``. Written out because
+    numpy's interpolation turns ``inf`` neighbours into ``nan`` (even when the weight on them is
+    0); here a percentile at an infinite value, or interpolated towards one, is ``inf``.
+    """
+    h = (len(ascending) - 1) * (q / 100)
+    lo = int(np.floor(h))
+    weight = h - lo
+    below, above = ascending[lo], ascending[min(lo + 1, len(ascending) - 1)]
+    if weight == 0 or below == above:
+        return float(below)
+    return float(below + weight * (above - below))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from collapse_bench.builtin.metrics.counting import unigram_counts
+from collapse_bench.builtin.metrics.guards import require_rows
 from collapse_bench.components import HIGHER, Metric, MetricContext
 from collapse_bench.errors import ConfigError, DataError
 
@@ -25,6 +26,10 @@ class TailMetric(Metric):
     than the real training split misses rare types even from a perfect model, and even one of
     equal size misses a type seen once with probability about 1/e. Compare it across generations at
     one sample size (the protocol fixes it), not with 1.
+
+    Both values exist for any non-empty synthetic set (rows of one repeated token included). An
+    empty real or synthetic set, or a real training split whose rarest type alone exceeds ``mass``
+    (the tail would be empty and ``r = 0``), is refused with a :class:`DataError`.
     """
 
     name = "tail"
@@ -40,7 +45,9 @@ class TailMetric(Metric):
         self._real_share = 0.0
 
     def compute(self, ctx: MetricContext) -> dict[str, float]:
+        require_rows(ctx.samples, self.name, "synthetic rows S_g")
         if self._tail is None:
+            require_rows(ctx.real.train, self.name, "the real training split")
             self._tail, self._real_share = tail_types(ctx.real.train, self.mass)
         in_tail = unigram_counts(ctx.samples, int(self._tail.max()) + 1)[self._tail]
         return {

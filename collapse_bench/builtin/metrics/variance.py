@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from collapse_bench.builtin.metrics.guards import require_rows
 from collapse_bench.components import HIGHER, LOWER, MOMENTS, Metric, MetricContext
+from collapse_bench.errors import DataError
 
 
 class VarianceMetric(Metric):
@@ -21,6 +23,11 @@ class VarianceMetric(Metric):
       the 2-Wasserstein distance between N(mu_g, Sigma_g) and N(mu_r, Sigma_r), in data units.
       Matrix square roots come from symmetric eigendecompositions with tiny negative eigenvalues
       (rounding) clipped to 0.
+
+    A model of generation ``g >= 1`` that collapsed to a point has ``ratio = 0``. A generation-0
+    model with ``tr(Sigma_0) = 0`` leaves the ratio without a value at every generation (0/0 or
+    x/0): that degenerate fit is refused with a :class:`DataError` naming the model, as is an
+    empty real training split.
     """
 
     name = "variance"
@@ -33,17 +40,24 @@ class VarianceMetric(Metric):
 
     def compute(self, ctx: MetricContext) -> dict[str, float]:
         if self._real is None:
+            require_rows(ctx.real.train, self.name, "the real training split")
             train = np.asarray(ctx.real.train, dtype=np.float64)
             cov = np.atleast_2d(np.cov(train, rowvar=False, ddof=0))
             self._real = (train.mean(axis=0), cov, _sqrtm(cov))
         real_mean, real_cov, real_root = self._real
         mean, cov = ctx.model.moments()
         mean, cov = np.atleast_1d(mean), np.atleast_2d(cov)
-        base_cov = np.atleast_2d(ctx.base.moments()[1])
+        base_trace = float(np.trace(np.atleast_2d(ctx.base.moments()[1])))
+        if base_trace == 0:
+            raise DataError(
+                f"model {ctx.base.name!r} fitted a covariance of trace 0 at generation 0 (all its training rows "
+                "equal?), so variance.ratio = tr(Sigma_g) / tr(Sigma_0) has no value",
+                "train generation 0 on rows that differ (a larger [data] train_size), or fix the model's fit()",
+            )
         cross, _ = _psd_eigh(real_root @ cov @ real_root)
         squared = np.sum((mean - real_mean) ** 2) + np.trace(cov) + np.trace(real_cov) - 2 * np.sum(np.sqrt(cross))
         return {
-            "ratio": float(np.trace(cov) / np.trace(base_cov)),
+            "ratio": float(np.trace(cov) / base_trace),
             "w2": float(np.sqrt(max(squared, 0.0))),
         }
 
