@@ -12,8 +12,8 @@ from collapse_bench.builtin.metrics import register_metrics
 from collapse_bench.builtin.metrics.counting import ngram_ids, unigram_counts
 from collapse_bench.builtin.metrics.divergence import UnigramDivergenceMetric
 from collapse_bench.builtin.metrics.perplexity import PerplexityMetric
-from collapse_bench.builtin.metrics.reference_perplexity import ReferencePerplexityMetric
-from collapse_bench.builtin.metrics.repetition import RepetitionMetric
+from collapse_bench.builtin.metrics.reference_perplexity import ReferencePerplexityMetric, percentile
+from collapse_bench.builtin.metrics.repetition import ORDERS, RepetitionMetric
 from collapse_bench.builtin.metrics.tail import TailMetric, tail_types
 from collapse_bench.builtin.metrics.variance import VarianceMetric
 from collapse_bench.builtin.models.categorical import CategoricalModel
@@ -150,6 +150,33 @@ def test_reference_perplexity_keeps_impossible_rows_infinite():
     assert out["p95"] == 2.0 and out["mean"] == math.inf  # 1 row in 40 is above the 95th percentile
 
 
+def test_reference_perplexity_p50_is_the_median_not_the_lower_median():
+    base = fitted(CategoricalModel(), rows([0, 0, 0, 1]), 2)  # p(0) = 3/4, p(1) = 1/4
+    samples = rows([0, 0], [0, 1], [1, 1], [1, 1])  # row perplexities 4/3, 4/sqrt(3), 4, 4
+    out = score(ReferencePerplexityMetric(), text_data(rows([0, 1])), samples, model=base, base=base)
+    low, mid, high = 4 / 3, 4 / math.sqrt(3), 4.0
+    assert out["p50"] == pytest.approx((mid + high) / 2)  # the lower median would be mid
+    assert out["p05"] == pytest.approx(low + 0.15 * (mid - low))  # rank 3 x 0.05 = 0.15
+    assert out["p95"] == pytest.approx(high)  # rank 2.85, between two rows of 4
+    assert out["mean"] == pytest.approx((low + mid + 2 * high) / 4)
+
+
+def test_reference_perplexity_percentiles_reach_infinite_rows_without_nan():
+    base = fitted(CategoricalModel(alpha=0.0), rows([0, 0, 0, 1]), 3)  # token 2: probability 0
+    samples = rows([0, 0], [0, 1], [2, 2])  # 4/3, 4/sqrt(3), inf
+    with np.errstate(divide="ignore"):  # CategoricalModel.nll takes log(0) itself
+        out = score(ReferencePerplexityMetric(), text_data(rows([0, 1])), samples, model=base, base=base)
+    assert out["p50"] == pytest.approx(4 / math.sqrt(3))  # weight 0 on the infinite row
+    assert out["p95"] == math.inf and out["mean"] == math.inf  # interpolated towards it
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 256, 1001])
+def test_percentile_is_numpys_default_on_finite_values(size):
+    values = np.sort(np.random.default_rng(size).lognormal(size=size))
+    for q in (5, 50, 95):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q), rel=1e-12)
+
+
 # --- tail -----------------------------------------------------------------------------------------
 
 
@@ -223,6 +250,18 @@ def test_repetition_averages_rows_and_pools_distinct_ngrams():
     assert out["distinct_1"] == pytest.approx(4 / 8)  # {1, 2, 3, 4} over 8 tokens
     assert out["distinct_2"] == pytest.approx(4 / 8)  # {12, 21, 23, 34}; 12 is shared across rows
     assert out["distinct_4"] == pytest.approx(2 / 8)
+
+
+def test_distinct_n_is_li_et_al_distinct_ngrams_over_generated_tokens():
+    # Li et al. 2016: "the number of distinct unigrams and bigrams divided by total number of generated words"
+    samples = rows([5, 6, 7, 5, 6], [6, 7, 5, 6, 7], [5, 5, 5, 5, 5])  # 15 generated tokens
+    out = score(RepetitionMetric(), text_data(TRAIN), samples)
+    # bigrams: {56, 67, 75} from row 1, 67 56 from row 2 (nothing new), 55 from row 3: 4 distinct
+    # trigrams: {567, 675, 756} + {} + {555}: 4; 4-grams: {5675, 6756} + {6756, 7567} + {5555}: 4
+    assert [out[f"distinct_{n}"] for n in ORDERS] == pytest.approx([3 / 15, 4 / 15, 4 / 15, 4 / 15])
+    for n in ORDERS:  # the same formula with Python sets
+        grams = {tuple(row[i : i + n]) for row in samples.tolist() for i in range(len(row) - n + 1)}
+        assert out[f"distinct_{n}"] == len(grams) / samples.size
 
 
 def test_repetition_refuses_sequences_shorter_than_its_orders():
@@ -303,3 +342,93 @@ def test_variance_ratio_of_a_halved_covariance_is_one_half():
     base = fitted(GaussianModel(), train)
     halved = fitted(GaussianModel(), train / math.sqrt(2))
     assert score(VarianceMetric(), vector_data(train), train, halved, base)["ratio"] == pytest.approx(0.5)
+
+
+# --- edge inputs: a defined value or a refusal naming the cause, never NaN or a crash ------------
+
+
+def text_metric_cases() -> list[tuple[Metric, Model | None]]:
+    """Every built-in text metric, with a generation-0 model (categorical on TRAIN) where it needs one."""
+    model = fitted(CategoricalModel(), TRAIN, 8)
+    return [
+        (PerplexityMetric(), model),
+        (ReferencePerplexityMetric(), model),
+        (TailMetric(), None),
+        (RepetitionMetric(), None),
+        (UnigramDivergenceMetric(), None),
+    ]
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (3, 0), (0, 0)])
+@pytest.mark.parametrize("case", range(5))
+def test_every_text_metric_refuses_empty_inputs_by_name(case, shape):
+    metric, model = text_metric_cases()[case]
+    empty = np.zeros(shape, dtype=np.int32)
+    # perplexity scores the test split, not S_g: an empty test split is its empty input
+    real = text_data(TRAIN, empty, test_chars=1) if metric.name == "perplexity" else text_data(TRAIN, test_chars=1)
+    what = "the real test split" if metric.name == "perplexity" else "synthetic rows S_g"
+    with pytest.raises(DataError, match=rf"metric {metric.name!r} got {what} of shape \({shape[0]}, {shape[1]}\)"):
+        score(metric, real, empty, model)
+
+
+@pytest.mark.parametrize("case", [2, 4])  # the metrics that read the real training split
+def test_metrics_refuse_an_empty_real_training_split(case):
+    metric, model = text_metric_cases()[case]
+    with pytest.raises(DataError, match="the real training split"):
+        score(metric, text_data(np.zeros((0, 4), dtype=np.int32)), rows([1, 2, 3, 4]), model)
+
+
+@pytest.mark.filterwarnings("error")  # no 0/0 or log(0) along the way
+def test_a_single_row_of_one_repeated_token_has_defined_values():
+    sample = rows([3, 3, 3, 3])
+    model = fitted(CategoricalModel(), TRAIN, 8)  # p(3) = 5 / 100
+    ref = score(ReferencePerplexityMetric(), text_data(TRAIN), sample, model)
+    assert ref == pytest.approx(dict.fromkeys(["mean", "p05", "p50", "p95"], 20.0))  # one row: all its ppl
+    tail = score(TailMetric(), text_data(TRAIN), sample)  # type 3 is in the tail {5, 4, 3} (10% of TRAIN)
+    assert tail == pytest.approx({"share_ratio": 1.0 / 0.1, "type_coverage": 1 / 3})
+    rep = score(RepetitionMetric(), text_data(TRAIN), sample)
+    assert [rep[f"seq_rep_{n}"] for n in ORDERS] == pytest.approx([3 / 4, 2 / 3, 1 / 2, 0.0])
+    assert [rep[f"distinct_{n}"] for n in ORDERS] == pytest.approx([1 / 4] * 4)
+    div = score(UnigramDivergenceMetric(), text_data(TRAIN), sample)
+    p = np.array([50, 30, 10, 5, 3, 2]) / 100  # TRAIN's unigram distribution; q puts all mass on 3
+    q_smoothed = (np.array([0, 0, 0, 4, 0, 0]) + 0.5) / (4 + 0.5 * 6)
+    m = (p + np.eye(6)[3]) / 2
+    assert div["kl"] == pytest.approx(np.sum(p * np.log2(p / q_smoothed)))
+    assert div["js"] == pytest.approx(0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.log2(1 / m[3]))
+
+
+def test_metrics_other_than_repetition_take_rows_of_one_token():
+    samples = rows([3], [0], [3])
+    model = fitted(CategoricalModel(), TRAIN, 8)  # p(3) = 5 / 100, p(0) = 50 / 100
+    ref = score(ReferencePerplexityMetric(), text_data(TRAIN), samples, model)
+    assert ref["p50"] == pytest.approx(20.0) and ref["p05"] == pytest.approx(2.0 + 0.1 * (20.0 - 2.0))
+    assert score(TailMetric(), text_data(TRAIN), samples)["share_ratio"] == pytest.approx((2 / 3) / 0.1)
+    assert math.isfinite(score(UnigramDivergenceMetric(), text_data(TRAIN), samples)["kl"])
+    with pytest.raises(ConfigError, match="sequences have 1 tokens"):
+        score(RepetitionMetric(), text_data(TRAIN), samples)
+
+
+def test_repetition_of_rows_exactly_n_tokens_long():
+    out = score(RepetitionMetric(), text_data(TRAIN), rows([1, 2, 3, 4], [1, 2, 3, 5]))
+    assert out["seq_rep_4"] == 0.0 and out["distinct_4"] == pytest.approx(2 / 8)  # one 4-gram per row
+
+
+def test_variance_refuses_a_zero_variance_generation_0_fit_naming_the_model():
+    real = np.array([[1.0, 2.0], [3.0, 5.0]])
+    flat = fitted(GaussianModel(), np.array([[4.0, 4.0], [4.0, 4.0]]))  # covariance 0
+    with pytest.raises(DataError, match="model 'gaussian' fitted a covariance of trace 0 at generation 0"):
+        score(VarianceMetric(), vector_data(real), real, flat)
+
+
+def test_variance_of_a_model_collapsed_to_a_point_is_zero_with_a_finite_w2():
+    real = np.array([[-1.0], [1.0]])  # N(0, 1)
+    base = fitted(GaussianModel(), real)
+    point = fitted(GaussianModel(), np.array([[2.0], [2.0]]))  # N(2, 0)
+    out = score(VarianceMetric(), vector_data(real), real, point, base)
+    assert out == pytest.approx({"ratio": 0.0, "w2": math.sqrt(2**2 + 1**2)})  # W2 in 1-D: (mu, sigma) distance
+
+
+def test_variance_refuses_an_empty_real_training_split():
+    model = fitted(GaussianModel(), np.array([[0.0], [1.0]]))
+    with pytest.raises(DataError, match="metric 'variance' got the real training split of shape"):
+        score(VarianceMetric(), vector_data(np.zeros((0, 1))), np.zeros((2, 1)), model)
