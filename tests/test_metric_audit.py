@@ -118,9 +118,9 @@ def test_every_text_metric_agrees_with_an_independent_computation_on_a_smoke_run
         model, g = record["model"], record["generation"]
         step = cache.load_step(record["step"])
         training = real.train if g == 0 else samples_of(cache, records, model, g - 1)  # replace: D_g = S_{g-1}
-        base_dir = cache.load_step(next(r for r in records if r["model"] == model and r["generation"] == 0)["step"])
+        base = cache.load_step(next(r for r in records if r["model"] == model and r["generation"] == 0)["step"])
         test_nll = token_nll(next_token_logprobs(model, step.model_dir, training, vocab, real.test), real.test)
-        base_nll = token_nll(next_token_logprobs(model, base_dir.model_dir, real.train, vocab, step.samples), step.samples)
+        base_nll = token_nll(next_token_logprobs(model, base.model_dir, real.train, vocab, step.samples), step.samples)
         expected = text_values(real, step.samples, test_nll, base_nll)
         assert set(expected) == set(record["scores"])  # every value of every built-in text metric
         for name, value in expected.items():
