@@ -229,7 +229,13 @@ class Metric(Component):
 
     @abstractmethod
     def compute(self, ctx: MetricContext) -> dict[str, float]:
-        """Return one float per name in ``outputs`` (short names)."""
+        """Return one float per name in ``outputs`` (short names); ``inf`` is allowed, NaN is not.
+
+        An input on which a value has no definition (an empty set, a 0/0) is refused by raising a
+        :class:`~collapse_bench.errors.UserError` (usually ``DataError``) that names the input,
+        or the component that produced it, rather than returning NaN or letting a
+        ``ZeroDivisionError`` or ``IndexError`` escape.
+        """
 
 
 KINDS: dict[str, type[Component]] = {

@@ -397,6 +397,7 @@ def test_a_single_row_of_one_repeated_token_has_defined_values():
     assert div["js"] == pytest.approx(0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.log2(1 / m[3]))
 
 
+@pytest.mark.filterwarnings("error")
 def test_metrics_other_than_repetition_take_rows_of_one_token():
     samples = rows([3], [0], [3])
     model = fitted(CategoricalModel(), TRAIN, 8)  # p(3) = 5 / 100, p(0) = 50 / 100
@@ -408,6 +409,7 @@ def test_metrics_other_than_repetition_take_rows_of_one_token():
         score(RepetitionMetric(), text_data(TRAIN), samples)
 
 
+@pytest.mark.filterwarnings("error")
 def test_repetition_of_rows_exactly_n_tokens_long():
     out = score(RepetitionMetric(), text_data(TRAIN), rows([1, 2, 3, 4], [1, 2, 3, 5]))
     assert out["seq_rep_4"] == 0.0 and out["distinct_4"] == pytest.approx(2 / 8)  # one 4-gram per row
@@ -420,6 +422,7 @@ def test_variance_refuses_a_zero_variance_generation_0_fit_naming_the_model():
         score(VarianceMetric(), vector_data(real), real, flat)
 
 
+@pytest.mark.filterwarnings("error")
 def test_variance_of_a_model_collapsed_to_a_point_is_zero_with_a_finite_w2():
     real = np.array([[-1.0], [1.0]])  # N(0, 1)
     base = fitted(GaussianModel(), real)
