@@ -36,7 +36,8 @@ class PerplexityMetric(Metric):
         require_rows(ctx.real.test, self.name, "the real test split")
         if not ctx.real.test_chars:
             raise DataError(
-                f"the real test split's character count is {ctx.real.test_chars!r}, so bits per character is undefined",
+                f"metric {self.name!r} needs the real test split's character count for bits per character, "
+                f"but it is {ctx.real.test_chars!r}",
                 "set RealData.test_chars to the length of the decoded test text (the harness does)",
             )
         nll = np.asarray(ctx.model.nll(ctx.real.test), dtype=np.float64)
