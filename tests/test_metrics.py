@@ -120,9 +120,7 @@ def test_zero_probability_test_token_makes_perplexity_infinite():
 @pytest.mark.parametrize("test_chars", [None, 0])
 def test_perplexity_refuses_an_unknown_test_character_count(test_chars):
     train = rows([0, 1])
-    with pytest.raises(
-        DataError, match=rf"metric 'perplexity' needs the real test split's character count.*is {test_chars}$"
-    ):
+    with pytest.raises(DataError, match=rf"metric 'perplexity' needs .* character count .* it is {test_chars} \("):
         score(PerplexityMetric(), text_data(train, test_chars=test_chars), train, fitted(CategoricalModel(), train, 2))
 
 
