@@ -243,6 +243,11 @@ def test_repetition_of_a_repeating_row():
         assert out[f"distinct_{n}"] == pytest.approx(expected_distinct[n - 1])
 
 
+def test_seq_rep_2_of_a_b_a_b_a_b_is_three_fifths():
+    out = score(RepetitionMetric(), text_data(TRAIN), rows([0, 1, 0, 1, 0, 1]))
+    assert out["seq_rep_2"] == pytest.approx(1 - 2 / 5)  # 5 bigrams, 2 distinct: the audit's hand check
+
+
 def test_repetition_averages_rows_and_pools_distinct_ngrams():
     out = score(RepetitionMetric(), text_data(TRAIN), rows([1, 2, 1, 2], [1, 2, 3, 4]))
     assert out["seq_rep_1"] == pytest.approx((0.5 + 0.0) / 2)
@@ -316,6 +321,13 @@ def test_w2_between_unit_gaussians_three_apart_is_three():
     train = np.array([[-1.0], [1.0]])  # N(0, 1) by maximum likelihood
     model = fitted(GaussianModel(), train + 3.0)  # N(3, 1)
     assert score(VarianceMetric(), vector_data(train), train, model)["w2"] == pytest.approx(3.0)
+
+
+def test_w2_between_n_3_4_and_n_0_1_is_the_square_root_of_ten():
+    train = np.array([[-1.0], [1.0]])  # N(0, 1)
+    model = fitted(GaussianModel(), np.array([[1.0], [5.0]]))  # N(3, 4)
+    w2 = score(VarianceMetric(), vector_data(train), train, model)["w2"]
+    assert w2 == pytest.approx(math.sqrt(3**2 + (2 - 1) ** 2))  # sqrt(10), the audit's hand check
 
 
 def test_w2_of_commuting_covariances_matches_the_closed_form():
