@@ -10,6 +10,9 @@ Data flows between components as 2-D numpy arrays, one row per unit:
 * ``text`` modality: ``int`` arrays of shape ``(n, block_tokens)`` holding token ids of the
   run's tokenizer (ids are in ``range(vocab_size)``).
 * ``vector`` modality: ``float`` arrays of shape ``(n, dim)``.
+
+What ``sample``, ``nll``, ``moments``, ``mix`` and ``compute`` may return is checked, at run time
+and by :mod:`collapse_bench.contract`, against the rules listed in :mod:`collapse_bench.validators`.
 """
 
 from __future__ import annotations
@@ -134,7 +137,9 @@ class Model(Component):
     def nll(self, data: np.ndarray) -> np.ndarray:
         """Negative log-likelihood in nats, per token ``(n, length)`` or per point ``(n,)``.
 
-        Only for models with the :data:`LOGLIK` capability.
+        Per token it is ``-log p`` of a probability (``inf`` where ``p = 0``); per point it is a
+        negative log density, which is below 0 where the density exceeds 1. Only for models with
+        the :data:`LOGLIK` capability.
         """
         raise NotImplementedError(f"model {self.name!r} does not compute log-likelihoods")
 
@@ -192,9 +197,11 @@ class Mixer(Component):
 class MetricContext:
     """What a metric sees at one generation of one chain."""
 
-    #: M_g, the model of this generation.
+    #: M_g, the model of this generation. The harness hands over a view of it
+    #: (:class:`collapse_bench.validators.CheckedModel`) whose ``nll`` and ``moments`` are
+    #: checked, so that a value outside their domain is blamed on the model, not on the metric.
     model: Model
-    #: M_0, the generation-0 model of the same chain.
+    #: M_0, the generation-0 model of the same chain, as the same kind of view.
     base: Model
     real: RealData
     #: S_g, the synthetic rows drawn from ``model``.

@@ -9,22 +9,26 @@ Run them from your plugin's tests::
 
 Each check builds the component through its declared parameters, exercises it on the real data
 of the ``smoke`` protocol (Shakespeare, or a normal sample for vector components) and raises
-``AssertionError`` with a message saying which rule is broken. The built-in components pass the
-same checks in collapse-bench's own test suite.
+``AssertionError`` with a message saying which rule is broken. What a component returns is checked
+by :mod:`collapse_bench.validators`, the functions the harness runs on every output during a run,
+so a check fails with the very message a run would record. The built-in components pass the same
+checks in collapse-bench's own test suite.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import math
 import tempfile
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from collapse_bench import validators
 from collapse_bench.components import (
     HIGHER,
     LOGLIK,
@@ -41,6 +45,7 @@ from collapse_bench.components import (
     SampleContext,
 )
 from collapse_bench.data import RealData, prepare
+from collapse_bench.errors import PluginError
 
 #: Rows drawn per check: enough to exercise a component, few enough to take a moment.
 ROWS = 64
@@ -82,6 +87,15 @@ def _sample_ctx(real: RealData, seed: int, prompts: np.ndarray) -> SampleContext
     return SampleContext(rng=np.random.default_rng(seed), length=length, prompts=prompts, tokenizer=real.tokenizer)
 
 
+@contextmanager
+def _rules() -> Iterator[None]:
+    """Report a broken output rule of :mod:`collapse_bench.validators` as a failed check, same message."""
+    try:
+        yield
+    except PluginError as exc:
+        raise AssertionError(str(exc)) from None
+
+
 def check_model(cls: type[Model], **params: Any) -> Model:
     """Fit, sample, score, save and load; returns the fitted model for further checks of your own."""
     check_declaration(cls)
@@ -90,29 +104,15 @@ def check_model(cls: type[Model], **params: Any) -> Model:
     data = real.train[: ROWS * 2]
     model = cls(**params)
     model.fit(data, _fit_ctx(real, np.random.default_rng(0)))
-    rows = model.sample(ROWS, _sample_ctx(real, 1, data))
-    width = real.train.shape[1]
-    assert isinstance(rows, np.ndarray) and rows.shape == (ROWS, width), (
-        f"{cls.name}: sample({ROWS}) returned {getattr(rows, 'shape', type(rows))}, expected ({ROWS}, {width})"
-    )
-    if cls.modality == "text":
-        assert np.issubdtype(rows.dtype, np.integer), f"{cls.name}: sample() must return integer token ids"
-        assert rows.min() >= 0 and rows.max() < real.vocab_size, f"{cls.name}: token ids outside the vocabulary"
-    else:
-        assert np.isfinite(rows).all(), f"{cls.name}: sample() returned non-finite vectors"
+    view = validators.CheckedModel(model, f"model {cls.name!r}", real, generation=0)
+    with _rules():
+        rows = validators.samples(model.sample(ROWS, _sample_ctx(real, 1, data)), ROWS, real, f"model {cls.name!r}")
+        if LOGLIK in cls.capabilities:
+            view.nll(real.test[:ROWS])
+        if MOMENTS in cls.capabilities:
+            view.moments()
     again = model.sample(ROWS, _sample_ctx(real, 1, data))
     assert np.array_equal(rows, again), f"{cls.name}: the same rng must give the same samples (use ctx.rng only)"
-    if LOGLIK in cls.capabilities:
-        nll = model.nll(real.test[:ROWS])
-        want = real.test[:ROWS].shape if cls.modality == "text" else (ROWS,)
-        assert isinstance(nll, np.ndarray) and nll.shape == want, f"{cls.name}: nll() must return shape {want}"
-        assert not np.isnan(nll).any(), f"{cls.name}: nll() returned NaN"
-        if cls.modality == "text":
-            assert (nll >= 0).all(), f"{cls.name}: a negative log-likelihood of a token cannot be below 0"
-    if MOMENTS in cls.capabilities:
-        mean, cov = model.moments()
-        dim = real.train.shape[1]
-        assert np.shape(mean) == (dim,) and np.shape(cov) == (dim, dim), f"{cls.name}: moments() has wrong shapes"
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp))
         restored = cls(**params)
@@ -124,7 +124,7 @@ def check_model(cls: type[Model], **params: Any) -> Model:
 
 
 def check_mixer(cls: type[Mixer], **params: Any) -> None:
-    """Build a training set twice from the same inputs: right width, same rows both times."""
+    """Build a training set twice from the same inputs: valid rows, the same both times."""
     check_declaration(cls)
     real = real_data("text")
     history = [real.train[i * ROWS : (i + 1) * ROWS] for i in range(3)]
@@ -133,10 +133,8 @@ def check_mixer(cls: type[Mixer], **params: Any) -> None:
         ctx = MixContext(real, history, generation=3, rng=np.random.default_rng(0), sample_size=ROWS, generations=5)
         return cls(**params).mix(ctx)
 
-    out = mix()
-    assert isinstance(out, np.ndarray) and out.ndim == 2, f"{cls.name}: mix() must return a 2-D array of rows"
-    assert out.shape[1] == real.train.shape[1], f"{cls.name}: rows must keep the width of the data"
-    assert len(out) > 0, f"{cls.name}: mix() returned no rows"
+    with _rules():
+        out = validators.training_set(mix(), real, f"mixer {cls.name!r}")
     assert np.array_equal(out, mix()), f"{cls.name}: the same rng must give the same training set (use ctx.rng only)"
 
 
@@ -152,14 +150,16 @@ def check_metric(cls: type[Metric], model: Model | None = None, **params: Any) -
 
         model = check_model(NgramModel if modality == "text" else GaussianModel)
     samples = model.sample(ROWS, _sample_ctx(real, 2, real.train))
-    ctx = MetricContext(model=model, base=model, real=real, samples=samples, generation=1)
-    values = cls(**params).compute(ctx)
-    assert set(values) == set(cls.outputs), (
-        f"{cls.name}: compute() returned {sorted(values)}, declares {sorted(cls.outputs)}"
+    who = f"model {model.name!r}"
+    ctx = MetricContext(
+        model=validators.CheckedModel(model, who, real, generation=1),
+        base=validators.CheckedModel(model, who, real, generation=0),
+        real=real,
+        samples=samples,
+        generation=1,
     )
-    for key, value in values.items():
-        assert isinstance(value, int | float | np.number), f"{cls.name}: value {key!r} is {type(value).__name__}"
-        assert not math.isnan(value), f"{cls.name}: value {key!r} is NaN"
+    with _rules():
+        values = validators.metric_values(cls(**params).compute(ctx), cls.outputs, f"metric {cls.name!r}")
     assert values == cls(**params).compute(ctx), f"{cls.name}: the same inputs must give the same values"
     return values
 

@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from collapse_bench import validators
 from collapse_bench.cache import Cache, digest
 from collapse_bench.components import FitContext, Metric, MetricContext, MixContext, Model, SampleContext
 from collapse_bench.data import RealData, prepare
-from collapse_bench.errors import ComponentError, ConfigError, PluginError, UserError
+from collapse_bench.errors import ComponentError, ConfigError, UserError
 from collapse_bench.plugins import Registered, Registry
 from collapse_bench.protocol import Protocol
 from collapse_bench.specs import Spec, declared_params, resolve_params
@@ -171,20 +172,6 @@ def rng_for(seed: int, generation: int, role: str, *components: str) -> np.rando
     return np.random.default_rng(np.random.SeedSequence([seed, generation, _stable(role), *map(_stable, components)]))
 
 
-def _check_rows(rows: Any, want: tuple[int, ...], modality: str, who: str) -> np.ndarray:
-    """Refuse samples that break the contract, naming the plugin rather than failing deep inside a metric."""
-    if not isinstance(rows, np.ndarray) or rows.shape != want:
-        got = rows.shape if isinstance(rows, np.ndarray) else type(rows).__name__
-        raise PluginError(
-            f"{who} returned {got} from sample(), expected an array of shape {want}", "fix the plugin's sample()"
-        )
-    if modality == "text" and not np.issubdtype(rows.dtype, np.integer):
-        raise PluginError(f"{who} returned {rows.dtype} token ids", "return integer token ids from sample()")
-    if modality == "vector" and not np.isfinite(rows).all():
-        raise PluginError(f"{who} returned non-finite vectors from sample()", "fix the plugin's sample()")
-    return rows
-
-
 @contextmanager
 def blame(who: str, action: str) -> Iterator[None]:
     """Turn an exception raised by plugin code into a :class:`ComponentError` naming the plugin."""
@@ -240,24 +227,6 @@ class Step:
         if self._model is None:
             self._model = self._loader()
         return self._model
-
-
-def guard_nll(model: Model, who: str) -> Model:
-    """Make ``model.nll`` refuse output that breaks the contract, naming the model, not the metric using it."""
-    nll = model.nll
-
-    def checked(data: np.ndarray) -> np.ndarray:
-        out = nll(data)
-        want = data.shape if model.modality == "text" else data.shape[:1]
-        if not isinstance(out, np.ndarray) or out.shape != want:
-            got = out.shape if isinstance(out, np.ndarray) else type(out).__name__
-            raise PluginError(f"{who} returned {got} from nll(), expected shape {want}", "fix the plugin's nll()")
-        if np.isnan(out).any():
-            raise PluginError(f"{who} returned NaN from nll()", "fix the plugin's nll(); use inf for impossible tokens")
-        return out
-
-    model.nll = checked
-    return model
 
 
 @dataclass
@@ -340,10 +309,10 @@ class Runner:
                     sample_size=protocol.samples,
                     generations=protocol.generations,
                 )
-                with blame(
-                    f"mixer {mixer.label!r} ({mixer.registered.origin})", f"mix() for generation {g}, seed {seed}"
-                ):
-                    return mix.mix(ctx)
+                who = f"mixer {mixer.label!r} ({mixer.registered.origin})"
+                with blame(who, f"mix() for generation {g}, seed {seed}"):
+                    rows = mix.mix(ctx)
+                return validators.training_set(rows, self.real, who)
 
             step = self._step(model, mixer, seed, g, previous.key, mixed, previous, base)
             self._record(model, mixer, seed, g, step, self._scores(model, step, base, g, seed))
@@ -380,7 +349,7 @@ class Runner:
                     m = model.make()
                     with blame(f"model {model.label!r} ({model.registered.origin})", "load() from the cache"):
                         m.load(path)
-                    return guard_nll(m, f"model {model.label!r} ({model.registered.origin})")
+                    return m
 
                 return Step(key, cached.samples, cached.train_rows, cached.timings, loader=load)
             self.computed += 1
@@ -391,7 +360,7 @@ class Runner:
             who = f"model {model.label!r} ({model.registered.origin})"
             with blame(who, "save() into the cache"):
                 self.cache.store_step(key, inputs, m.save, samples, len(data), timings)
-            return Step(key, samples, len(data), timings, model=guard_nll(m, who))
+            return Step(key, samples, len(data), timings, model=m)
 
     def _train(
         self,
@@ -432,39 +401,33 @@ class Runner:
         )
         with blame(who, f"sample() at {where}"):
             rows = m.sample(protocol.samples, sample_ctx)
-        samples = _check_rows(rows, (protocol.samples, self.real.train.shape[1]), self.real.modality, who)
         timings["sample"] = time.perf_counter() - t0
-        return m, samples
+        return m, validators.samples(rows, protocol.samples, self.real, who)
 
     def _scores(self, model: Resolved, step: Step, base: Step, g: int, seed: int) -> dict[str, float]:
         """Every metric's values for one step, from the cache where they were computed before."""
         scores: dict[str, float] = {}
+        model_who = f"model {model.label!r} ({model.registered.origin})"
         for resolved, metric in self.metrics[model.label]:
             metric_key = digest(identity(resolved))
             record = self.cache.load_scores(step.key, metric_key)
             if record is None:
                 t0 = time.perf_counter()
                 ctx = MetricContext(
-                    model=step.model, base=base.model, real=self.real, samples=step.samples, generation=g
+                    model=validators.CheckedModel(step.model, model_who, self.real, g),
+                    base=validators.CheckedModel(base.model, model_who, self.real, 0),
+                    real=self.real,
+                    samples=step.samples,
+                    generation=g,
                 )
                 where = f"compute() at generation {g}, seed {seed}"
-                with blame(f"metric {resolved.label!r} ({resolved.registered.origin})", where):
+                who = f"metric {resolved.label!r} ({resolved.registered.origin})"
+                with blame(who, where):
                     values = metric.compute(ctx)
-                if set(values) != set(metric.outputs):
-                    raise PluginError(
-                        f"metric {resolved.label!r} ({resolved.registered.origin}) returned {sorted(values)}, "
-                        f"but declares {sorted(metric.outputs)}",
-                        "make compute() return exactly the declared outputs",
-                    )
-                for k, v in values.items():
-                    if not isinstance(v, int | float | np.number) or np.isnan(v):
-                        raise PluginError(
-                            f"metric {resolved.label!r} ({resolved.registered.origin}) returned {v!r} for {k!r}",
-                            "return a real number (inf is allowed, NaN is not) for every output",
-                        )
+                values = validators.metric_values(values, metric.outputs, who)
                 record = {
                     "metric": resolved.label,
-                    "scores": {metric.qualified(k): float(v) for k, v in values.items()},
+                    "scores": {metric.qualified(k): v for k, v in values.items()},
                     "seconds": time.perf_counter() - t0,
                 }
                 self.cache.store_scores(step.key, metric_key, record)

@@ -63,7 +63,7 @@ class Positional(Replace):
 @pytest.mark.parametrize(
     ("check", "cls", "message"),
     [
-        (contract.check_model, WrongShape, "expected (64, 32)"),
+        (contract.check_model, WrongShape, "rows of width 31, expected 32"),
         (contract.check_mixer, Unseeded, "same rng must give the same training set"),
         (contract.check_mixer, Positional, "must be keyword-only"),
     ],
