@@ -239,7 +239,7 @@ class CheckedModel:
         return moments(self._model.moments(), self._real.train.shape[1], self._generation, self._who)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name == "_model" or name.startswith("__"):  # not built yet (copy, pickle), or Python's own protocol
             raise AttributeError(name)
         return getattr(self._model, name)
 
