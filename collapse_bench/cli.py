@@ -157,8 +157,10 @@ def run(
         run_id = run_id or f"{plan.protocol.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
         rundir = RunDir(out / run_id)
     _writable(cache.root, "cache folder")
-    with console.status(f"loading {plan.dataset.label} and fitting the tokenizer"):
-        real = load_data(plan)
+    with console.status(f"loading {plan.dataset.label}") as status:
+        real = load_data(plan, lambda step: status.update(f"{step} ({plan.dataset.label})"))
+    for note in real.notes:
+        notes.print(note, highlight=False, markup=False)
     with rundir.lock():
         resumed = rundir.open(config, retry=bool(retry_failed))
         rundir.write_manifest(manifest(plan, config, rundir.path.name, sys.argv))

@@ -80,6 +80,13 @@ class Dataset(Component):
         ``vector``: a float array ``(n, dim)``; the harness shuffles and splits its rows.
         """
 
+    def describe(self) -> dict[str, Any]:
+        """What the last ``load()`` read (files, bytes, what it skipped), for the run's manifest.
+
+        JSON-serialisable; a ``summary`` entry, one line, is also shown to the user. Nothing by default.
+        """
+        return {}
+
 
 @dataclass
 class FitContext:

@@ -7,7 +7,9 @@ prove they trained and tested on the same data.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +37,14 @@ class RealData:
     pool: np.ndarray
     #: The run's byte-level BPE tokenizer (text), fitted on the training documents.
     tokenizer: Tokenizer | None = None
-    #: Characters in the decoded test rows (text), the denominator of bits per character.
+    #: Characters of the test rows (text), the denominator of bits per character: counted on the
+    #: bytes of the test stream as a whole (see :func:`count_chars`), never on rows decoded one by one.
     test_chars: int | None = None
     hashes: dict[str, str] = field(default_factory=dict)
+    #: What the dataset says it read (``Dataset.describe()``), for the manifest.
+    source: dict[str, Any] = field(default_factory=dict)
+    #: Things about the data the user should know (files skipped, duplicates across the split).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def vocab_size(self) -> int | None:
@@ -59,6 +66,10 @@ class RealData:
             "pool_rows": len(self.pool),
             "hashes": self.hashes,
         }
+        if self.source:
+            out["source"] = self.source
+        if self.notes:
+            out["notes"] = self.notes
         if self.tokenizer is not None:
             out.update(vocab_size=self.vocab_size, test_chars=self.test_chars, row_tokens=self.train.shape[1])
         else:
@@ -70,12 +81,26 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: Longest pre-tokenized word, in bytes. BPE training slows down with the length of the longest
+#: word (text without spaces is one word: 3 MB of letters took 200 s); longer words are cut.
+MAX_WORD_BYTES = 64
+
+
 def fit_tokenizer(documents: list[str], vocab_size: int) -> Tokenizer:
-    """Byte-level BPE fitted on ``documents``; every byte is in the vocabulary, so any text encodes."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """Byte-level BPE fitted on ``documents``; every byte is in the vocabulary, so any text encodes.
+
+    Words are split as GPT-2 splits them, then cut into pieces of at most :data:`MAX_WORD_BYTES`
+    bytes, so that training time grows with the text's size, not with its longest word.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+            pre_tokenizers.Split(Regex(f".{{1,{MAX_WORD_BYTES}}}"), behavior="isolated"),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -84,6 +109,27 @@ def fit_tokenizer(documents: list[str], vocab_size: int) -> Tokenizer:
     )
     tok.train_from_iterator(documents, trainer)
     return tok
+
+
+@functools.cache
+def _byte_of() -> dict[str, int]:
+    """The byte each character of the byte-level alphabet stands for (GPT-2's ``bytes_to_unicode``, inverted)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {chr(c): b for c, b in zip([*printable, *range(256, 256 + len(others))], [*printable, *others], strict=True)}
+
+
+def token_bytes(tokenizer: Tokenizer) -> list[bytes]:
+    """The bytes of every token id of a byte-level tokenizer (the run's), by id."""
+    byte_of = _byte_of()
+    return [bytes(byte_of[c] for c in tokenizer.id_to_token(i)) for i in range(tokenizer.get_vocab_size())]
+
+
+def count_chars(data: bytes) -> int:
+    """Characters of UTF-8 ``data`` that end in it: a character cut at the end is not counted
+    (it belongs to whatever follows), so cutting a stream anywhere and adding the parts' counts
+    gives the whole stream's count when each part starts where a character starts."""
+    return len(data.decode("utf-8", errors="ignore"))
 
 
 def _blocks(tokenizer: Tokenizer, documents: list[str], length: int) -> np.ndarray:
@@ -103,9 +149,18 @@ def _too_small(what: str, have: int, need: int, protocol: Protocol) -> DataError
     )
 
 
-def prepare(dataset: Dataset, protocol: Protocol) -> RealData:
-    """Load ``dataset`` and split it as ``protocol`` says."""
+def _duplicates(test_docs: list[str], train_docs: list[str]) -> int:
+    """Test documents that occur verbatim in training."""
+    seen = set(train_docs)
+    return sum(d in seen for d in test_docs)
+
+
+def prepare(dataset: Dataset, protocol: Protocol, progress: Callable[[str], None] | None = None) -> RealData:
+    """Load ``dataset`` and split it as ``protocol`` says; ``progress`` hears each step as it starts."""
+    say = progress or (lambda _: None)
+    say(f"loading dataset {protocol.dataset.name!r}")
     raw = dataset.load()
+    source = dataset.describe()
     spec = protocol.data
     rng = np.random.default_rng(spec.split_seed)
     if dataset.modality == "text":
@@ -119,7 +174,10 @@ def prepare(dataset: Dataset, protocol: Protocol) -> RealData:
         n_test = max(1, round(spec.test_fraction * len(docs)))
         test_docs = [docs[i] for i in order[:n_test]]
         train_docs = [docs[i] for i in order[n_test:]]
+        size = sum(len(d) for d in train_docs)
+        say(f"fitting the tokenizer on {len(train_docs):,} documents ({size:,} characters)")
         tokenizer = fit_tokenizer(train_docs, spec.vocab_size)
+        say("encoding the documents into rows")
         train_all = _blocks(tokenizer, train_docs, spec.block_tokens)
         test_all = _blocks(tokenizer, test_docs, spec.block_tokens)
         train_all = train_all[rng.permutation(len(train_all))]
@@ -135,7 +193,15 @@ def prepare(dataset: Dataset, protocol: Protocol) -> RealData:
             pool=train_all[spec.train_size :],
             tokenizer=tokenizer,
         )
-        real.test_chars = sum(len(t) for t in real.decode(test))
+        table = token_bytes(tokenizer)
+        real.test_chars = count_chars(b"".join(table[i] for i in test.ravel()))
+        duplicates = _duplicates(test_docs, train_docs)
+        if duplicates:
+            real.notes.append(
+                f"warning: {duplicates} of {len(test_docs)} test documents also occur verbatim in training, so "
+                "perplexity on them measures memorisation; remove duplicate documents from the corpus"
+            )
+            real.source["duplicate_test_documents"] = duplicates
         real.hashes["tokenizer"] = _digest(tokenizer.to_str().encode())
     else:
         arr = np.asarray(raw, dtype=np.float64)
@@ -154,6 +220,9 @@ def prepare(dataset: Dataset, protocol: Protocol) -> RealData:
             train=arr[spec.test_size : need],
             pool=arr[need:],
         )
+    if source.get("summary"):
+        real.notes.insert(0, source["summary"])
+    real.source = {**source, **real.source}
     for part in ("train", "test", "pool"):
         real.hashes[part] = _digest(np.ascontiguousarray(getattr(real, part)).tobytes())
     return real

@@ -152,10 +152,10 @@ def make_plan(
     return Plan(protocol, dataset, model_list, mixer_list, plan_metrics, list(range(protocol.seeds)))
 
 
-def load_data(plan: Plan) -> RealData:
-    """Load and split the dataset, then let every mixer refuse data too small for it."""
+def load_data(plan: Plan, progress: Callable[[str], None] | None = None) -> RealData:
+    """Load and split the dataset (``progress`` hears each step), then let every mixer refuse data too small for it."""
     with blame(f"dataset {plan.dataset.label!r} ({plan.dataset.registered.origin})", "load()"):
-        real = prepare(plan.dataset.make(), plan.protocol)
+        real = prepare(plan.dataset.make(), plan.protocol, progress)
     for mixer in plan.mixers:
         with blame(f"mixer {mixer.label!r} ({mixer.registered.origin})", "check_data()"):
             mixer.make().check_data(real, plan.protocol)

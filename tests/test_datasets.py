@@ -60,7 +60,7 @@ def test_text_files_reads_text_json_lines_and_parquet(tmp_path):
     assert TextFiles(path=str(tmp_path / "b.jsonl"), column="body").load() == ["one", "two"]
     pd.DataFrame({"text": ["x", "y", "z"]}).to_parquet(tmp_path / "c.parquet")
     assert TextFiles(path=str(tmp_path / "c.parquet")).load() == ["x", "y", "z"]
-    with pytest.raises(DataError, match="no column 'text'"):
+    with pytest.raises(DataError, match="no field 'text'"):
         TextFiles(path=str(tmp_path / "b.jsonl")).load()
 
 
@@ -68,8 +68,8 @@ def test_text_files_reads_folders_and_globs(tmp_path):
     for name in ("x.txt", "y.txt"):
         (tmp_path / name).write_text(f"from {name}\n")
     assert sorted(TextFiles(path=str(tmp_path)).load()) == ["from x.txt", "from y.txt"]
-    assert TextFiles(path=str(tmp_path / "y*.txt")).load() == ["from y.txt"]
-    with pytest.raises(DataError, match="found no file"):
+    assert TextFiles(path=str(tmp_path), glob="y*.txt").load() == ["from y.txt"]
+    with pytest.raises(DataError, match="found nothing at"):
         TextFiles(path=str(tmp_path / "missing.txt")).load()
 
 

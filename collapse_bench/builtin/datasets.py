@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import numpy as np
 
 from collapse_bench import hookimpl
+from collapse_bench.builtin import textfiles
 from collapse_bench.components import Dataset
 from collapse_bench.errors import ConfigError, DataError
 
@@ -81,7 +81,7 @@ def _texts(ds, column: str, where: str) -> list[str]:
 
 
 class TextFiles(Dataset):
-    """Local text, JSON lines or parquet files, read with the datasets library."""
+    """Your own corpus: plain text (.txt, any other suffix, .gz), JSON lines or parquet files, or a folder of them."""
 
     name = "text-files"
     modality = "text"
@@ -90,41 +90,76 @@ class TextFiles(Dataset):
         self,
         *,
         path: str,
-        format: Literal["auto", "text", "json", "parquet"] = "auto",
+        glob: str | None = None,
+        format: textfiles.Format = "auto",
         column: str = "text",
-        sample_by: Literal["document", "paragraph", "line"] = "paragraph",
+        sample_by: textfiles.SampleBy = "paragraph",
+        chunk_chars: int = 2000,
+        encoding: str = "utf-8",
     ) -> None:
-        """``path``: a file, folder or glob; ``column``: the text field (json, parquet);
-        ``sample_by``: what one document is in plain text files."""
-        self.path, self.format, self.column, self.sample_by = path, format, column, sample_by
+        """``path``: a file or folder, taken literally; ``glob``: within a folder, read only the files
+        matching this pattern (``*.txt``, ``**/*.md``); ``column``: the text field (JSON, parquet);
+        ``sample_by``: what one document is in plain text (``chunk``: pieces of ``chunk_chars``
+        characters, also applied to long JSON/parquet rows); ``encoding``: of plain text and JSON."""
+        if chunk_chars < 1:
+            raise ConfigError(f"text-files chunk_chars={chunk_chars}", "give chunk_chars of 1 or more")
+        textfiles.check_encoding(encoding)
+        self.path, self.glob, self.format, self.column = path, glob, format, column
+        self.sample_by, self.chunk_chars, self.encoding = sample_by, chunk_chars, encoding
+        self._report: dict[str, Any] = {}
 
-    def _files(self) -> list[str]:
-        p = Path(self.path).expanduser()
-        found = p.rglob("*") if p.is_dir() else map(Path, glob.glob(str(p), recursive=True))
-        files = sorted(str(f) for f in found if f.is_file())
-        if not files:
-            raise DataError(
-                f"text-files found no file at {self.path!r}", "give an existing file, folder or glob as path="
-            )
-        return files
+    def _documents(self, file: Path) -> list[str]:
+        data = textfiles.read_bytes(file)
+        fmt = textfiles.file_format(file, self.format)
+        if fmt == "parquet":
+            values = textfiles.parquet_column(data, self.column, file)
+        else:
+            text = textfiles.decode(data, self.encoding, file)
+            if fmt == "text":
+                return textfiles.split(text, self.sample_by, self.chunk_chars)
+            values = textfiles.records(text, self.column, file)
+        docs = [v.strip() for v in values if isinstance(v, str) and v.strip()]
+        if self.sample_by == "chunk":
+            docs = [piece for d in docs for piece in textfiles.chunks(d, self.chunk_chars)]
+        return docs
 
     def load(self) -> list[str]:
-        files = self._files()
-        fmt = self.format
-        if fmt == "auto":
-            suffix = Path(files[0]).suffix.lower()
-            fmt = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(suffix, "text")
-        _quiet_hub()
-        import datasets
-
-        kwargs = {"sample_by": self.sample_by} if fmt == "text" else {}
-        try:
-            ds = datasets.load_dataset(fmt, data_files=files, split="train", **kwargs)
-        except Exception as exc:  # datasets raises many types for unreadable input
+        found = textfiles.find(self.path, self.glob)
+        docs: list[str] = []
+        empty: list[str] = []
+        size = 0
+        for file in found.files:
+            size += file.stat().st_size
+            got = self._documents(file)
+            docs.extend(got)
+            if not got:
+                empty.append(str(file))
+        if not docs:
             raise DataError(
-                f"text-files could not read {self.path!r} as {fmt}: {exc}", "check the files and format="
-            ) from None
-        return _texts(ds, "text" if fmt == "text" else self.column, f"text-files {self.path!r}")
+                f"text-files read {len(found.files)} file(s) at {self.path!r} and found no text in them"
+                + (f" ({empty[0]} is empty)" if len(found.files) == 1 else ""),
+                "give files holding text (for JSON lines or parquet, the right column=)",
+            )
+        self._report = {
+            "files_read": len(found.files),
+            "bytes_read": size,
+            "documents": len(docs),
+            "skipped": found.skipped,
+            "no_text": empty,
+        }
+        return docs
+
+    def describe(self) -> dict[str, Any]:
+        """Files and bytes read, and the files left out: hidden and system files, files without text."""
+        report = dict(self._report)
+        if report:
+            left = [f"{len(report['skipped'])} hidden or system file(s) skipped"] if report["skipped"] else []
+            left += [f"{len(report['no_text'])} file(s) without text"] if report["no_text"] else []
+            report["summary"] = (
+                f"text-files read {report['files_read']} file(s), {report['bytes_read']:,} bytes, "
+                f"{report['documents']} documents" + (f" ({'; '.join(left)})" if left else "")
+            )
+        return report
 
 
 class HubDataset(Dataset):
