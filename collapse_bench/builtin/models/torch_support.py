@@ -158,20 +158,36 @@ def _penalize(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch
     return torch.where(seen, scaled, logits)
 
 
-def _choose(logits: torch.Tensor, dec: Decoding, gen: torch.Generator) -> torch.Tensor:
-    """Next token per row: argmax (greedy), or a draw after temperature, top-k and top-p."""
-    if dec.strategy == "greedy":
-        return logits.argmax(-1)
+#: Slack in "the mass reaches p" of top-p: float32 probabilities that should sum to p exactly
+#: (0.5 + 0.3 for p = 0.8) come out a few ulps under it.
+TOP_P_SLACK = 1e-6
+
+
+def filter_logits(logits: torch.Tensor, dec: Decoding) -> torch.Tensor:
+    """Logits after temperature, top-k and top-p (in that order, as ``transformers``); removed tokens get -inf.
+
+    Top-k keeps the k highest logits and every token tied with the k-th. Top-p keeps the
+    smallest set of most probable tokens whose probability reaches ``top_p`` (within
+    :data:`TOP_P_SLACK`); among tokens of equal probability at the boundary the lower id is kept.
+    """
     logits = logits / (dec.temperature or 1.0)
     if dec.top_k:
         kth = logits.topk(min(dec.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, -math.inf)
     if dec.top_p is not None and dec.top_p < 1:
-        sorted_logits, index = logits.sort(dim=-1, descending=True)
-        before = sorted_logits.softmax(-1).cumsum(-1) - sorted_logits.softmax(-1)
-        drop = torch.zeros_like(logits, dtype=torch.bool).scatter(1, index, before > dec.top_p)
+        sorted_logits, index = logits.sort(dim=-1, descending=True, stable=True)
+        probs = sorted_logits.softmax(-1).double()
+        before = probs.cumsum(-1) - probs  # the mass of the more probable tokens
+        drop = torch.zeros_like(logits, dtype=torch.bool).scatter(1, index, before >= dec.top_p - TOP_P_SLACK)
         logits = logits.masked_fill(drop, -math.inf)
-    return _draw(logits.softmax(-1), gen)
+    return logits
+
+
+def _choose(logits: torch.Tensor, dec: Decoding, gen: torch.Generator) -> torch.Tensor:
+    """Next token per row: argmax (greedy), or a draw after :func:`filter_logits`."""
+    if dec.strategy == "greedy":
+        return logits.argmax(-1)
+    return _draw(filter_logits(logits, dec).softmax(-1), gen)
 
 
 def _draw(probs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
