@@ -13,10 +13,10 @@ import pytest
 from collapse_bench.builtin.datasets import Shakespeare
 from collapse_bench.builtin.models.decoding import Decoding
 from collapse_bench.builtin.models.gpt import GptModel, GptTiny
-from collapse_bench.builtin.models.hf import HfModel
+from collapse_bench.builtin.models.hf import HfModel, row_text
 from collapse_bench.builtin.models.torch_lm import Training
 from collapse_bench.components import FitContext, SampleContext
-from collapse_bench.data import prepare
+from collapse_bench.data import prepare, token_bytes
 from collapse_bench.errors import ConfigError
 from collapse_bench.protocol import resolve_protocol
 from collapse_bench.runner import make_plan
@@ -223,9 +223,7 @@ def test_hf_fine_tunes_samples_and_scores(checkpoint, real, tmp_path):
     untrained = fit(HfModel(path=str(checkpoint)), real, training={"steps": 0})
     model = fit(HfModel(path=str(checkpoint)), real, training={"steps": 40, "lr": 3e-3, "batch_size": 16})
     nll = model.nll(real.test)
-    assert nll.shape == real.test.shape and np.isfinite(nll).all()
-    # the row's total is spread evenly over its run tokens
-    np.testing.assert_allclose(nll, np.repeat(nll[:, :1], nll.shape[1], axis=1))
+    assert nll.shape == real.test.shape and np.isfinite(nll).all() and (nll >= 0).all()
     assert perplexity(model, real) < perplexity(untrained, real)
     bits_per_char = nll.sum() / math.log(2) / real.test_chars
     assert 0 < bits_per_char < 16
@@ -239,6 +237,83 @@ def test_hf_fine_tunes_samples_and_scores(checkpoint, real, tmp_path):
     restored = HfModel(path=str(checkpoint))
     restored.load(tmp_path)
     np.testing.assert_allclose(restored.nll(real.test[:8]), nll[:8], rtol=1e-5)
+
+
+def by_hand(model: HfModel, text: str) -> float:
+    """The total NLL of ``text`` after BOS, straight from transformers."""
+    ids = torch.tensor([[model.bos, *model.tokenizer(text, add_special_tokens=False)["input_ids"]]])
+    with torch.no_grad():
+        logits = model.module(input_ids=ids).logits.float()
+    return float(torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="sum"))
+
+
+def row_bytes(real, row) -> list[bytes]:
+    table = token_bytes(real.tokenizer)
+    return [table[i] for i in row]
+
+
+def test_hf_nll_is_per_token_and_sums_to_the_rows_total(checkpoint, real):
+    model = fit(HfModel(path=str(checkpoint)), real, training={"steps": 0})
+    nll = model.nll(real.test[:8])
+    for row, values in zip(real.test[:8], nll, strict=True):
+        text = b"".join(row_bytes(real, row)).decode()  # these rows are ASCII: every byte is text
+        assert math.isclose(values.sum(), by_hand(model, text), rel_tol=1e-4)
+        own = model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        ends = np.cumsum([len(b) for b in row_bytes(real, row)])  # ASCII: characters are bytes
+        holders = {int(np.searchsorted(ends, end - 1, side="right")) for _, end in own}
+        # each own token's NLL sits on the run token holding its last byte; the others carry 0
+        assert set(np.flatnonzero(values)) <= holders and len(set(values.round(6))) > 3
+
+
+def test_hf_scores_the_exact_bytes_of_rows_that_cut_characters(checkpoint, tmp_path):
+    from collapse_bench.builtin.datasets import TextFiles
+
+    rng = np.random.default_rng(1)
+    alphabet = [chr(c) for c in range(0x4E00, 0x4E00 + 300)] + ["😀", "e\u0301", " ", " ", "。"]
+    paragraphs = ["".join(rng.choice(alphabet, size=120)) for _ in range(900)]
+    (tmp_path / "cjk.txt").write_text("\n\n".join(paragraphs))
+    cjk = prepare(TextFiles(path=str(tmp_path / "cjk.txt")), resolve_protocol("smoke"))
+    model = fit(HfModel(path=str(checkpoint)), cjk, training={"steps": 0})
+    rows = cjk.test[:16]
+    nll = model.nll(rows)
+    cut = 0
+    for row, values in zip(rows, nll, strict=True):
+        data = b"".join(row_bytes(cjk, row))
+        text, _ = row_text(row_bytes(cjk, row))
+        assert "\ufffd" not in text and text.encode() in data  # the row's own characters, exactly
+        cut += len(data) > len(text.encode())
+        assert len(data) - len(text.encode()) <= 6  # only characters cut at the two edges are left out
+        assert math.isclose(values.sum(), by_hand(model, text), rel_tol=1e-4)
+    assert cut >= 4  # rows that begin or end inside a character were exercised
+    per_row_text = cjk.decode(rows)  # what the model used to score: U+FFFD for every cut character
+    assert sum("\ufffd" in t for t in per_row_text) == cut
+
+
+def test_hf_decodes_exactly_without_cleaning_up_spaces(real, tmp_path):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import AutoModelForCausalLM, OPTConfig, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram())  # SentencePiece-style, whose saved configs ask for the cleanup
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=300, special_tokens=["<s>", "</s>"], unk_token="<s>")
+    tok.train_from_iterator(real.decode(real.train), trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", clean_up_tokenization_spaces=True
+    )
+    config = OPTConfig(
+        vocab_size=len(fast), hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2,
+        word_embed_proj_dim=16, bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id, pad_token_id=1,
+    )  # fmt: skip
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    fast.save_pretrained(tmp_path)
+    model = HfModel(path=str(tmp_path))
+    model._own_tokenizer()
+    text = "Friends , Romans , countrymen , lend me your ears ; I come to bury Caesar ."
+    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert model.tokenizer.decode(ids) != text  # the saved cleanup deletes the space before each comma
+    assert model.decode([ids]) == [text]
 
 
 def test_hf_fills_rows_when_the_model_stops_early(checkpoint, real):

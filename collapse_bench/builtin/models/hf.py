@@ -3,21 +3,26 @@
 The harness speaks in rows of the run's tokenizer; this model speaks its own. It crosses over
 through text, in both directions:
 
-* **Training and likelihood**: each run-token row is decoded to text with the run's tokenizer
-  and encoded with the model's own, after its BOS token (or EOS where it has no BOS, as GPT-2).
-  ``nll`` scores that sequence and spreads the row's total NLL evenly over the row's run-token
-  positions, so the row totals, the per-run-token perplexity and the bits per character are
-  exact, while single positions carry the row's average. Perplexities of models with different
-  tokenizers are comparable through bits per character only.
+* **Training and likelihood**: a run-token row is turned into the exact text of its bytes (see
+  :func:`row_text`) and encoded with the model's own tokenizer, after its BOS token (or EOS
+  where it has no BOS, as GPT-2). ``nll`` scores that sequence and gives each of the model's
+  tokens' NLL to the run token in which the token's last byte lies, so every run token carries
+  the NLL of the model tokens that end in it (0 where none does), row totals and bits per
+  character are exact, and a zero-probability token shows at its own position. A byte-level
+  row may begin or end inside a character (byte-level BPE cuts characters); such a piece of a
+  character, and any invalid UTF-8, is not text, so it is not scored and carries 0. Perplexities
+  of models with different tokenizers are comparable through bits per character only.
 * **Sampling**: the model generates its own tokens (from BOS, or after a training row used as
-  prompt), the new tokens are decoded to text and encoded with the run's tokenizer, and the row
-  keeps the first ``length`` run tokens. A row whose text is too short (an early EOS, or fewer
+  prompt), the new tokens are decoded to text exactly (no ``clean_up_tokenization_spaces``,
+  which would rewrite what the model generated) and encoded with the run's tokenizer, and the
+  row keeps the first ``length`` run tokens. A row whose text is too short (an early EOS, or fewer
   run tokens than expected) is continued with EOS suppressed, up to :data:`ROUNDS` times; rows
   are never padded with a filler token.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,6 +31,7 @@ import numpy as np
 from collapse_bench.builtin.models.decoding import Decoding
 from collapse_bench.builtin.models.torch_lm import TorchLM
 from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.data import token_bytes
 from collapse_bench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -33,6 +39,27 @@ if TYPE_CHECKING:
 
 #: Generation rounds a synthetic row may take to reach its length before sampling gives up.
 ROUNDS = 8
+#: One well-formed UTF-8 character (RFC 3629: no overlong forms, no surrogates).
+_CHAR = re.compile(
+    rb"[\x00-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+
+
+def row_text(pieces: list[bytes]) -> tuple[str, np.ndarray]:
+    """The text of a row of tokens given as bytes, and for each character the token its last byte is in.
+
+    The text is the row's whole characters, exactly: bytes that are not part of a well-formed
+    character inside the row (a character cut by the row's start or end, invalid UTF-8) are left
+    out, never replaced by U+FFFD.
+    """
+    data = b"".join(pieces)
+    ends = np.cumsum([len(p) for p in pieces])  # byte offset where each token ends
+    chars, last = [], []
+    for m in _CHAR.finditer(data):
+        chars.append(m.group().decode())
+        last.append(m.end() - 1)
+    return "".join(chars), np.searchsorted(ends, np.array(last, dtype=np.int64), side="right")
 
 
 class HfModel(TorchLM):
@@ -49,6 +76,7 @@ class HfModel(TorchLM):
         self.path, self.init = path, init
         self.tokenizer: Any = None  # the model's own tokenizer
         self.run_tokenizer: Any = None  # the run's tokenizer, kept from fit() for nll() and sample()
+        self.run_table: list[bytes] | None = None  # the bytes of each run token
 
     def _load(self, what: str, loader: Any) -> Any:
         """Call a transformers loader on ``path``; a path it cannot reach is a configuration error."""
@@ -89,7 +117,7 @@ class HfModel(TorchLM):
         _ = self.bos
 
     def fit(self, data: np.ndarray, ctx: FitContext) -> None:
-        self.run_tokenizer = ctx.tokenizer
+        self.run_tokenizer, self.run_table = ctx.tokenizer, None
         self._own_tokenizer()
         super().fit(data, ctx)
 
@@ -102,16 +130,37 @@ class HfModel(TorchLM):
 
         return self._load("model", torch_support.load_causal_lm)
 
+    def _texts(self, data: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Each row as the model's own token ids (after BOS), and the run token each of them ends in."""
+        if self.run_table is None:
+            self.run_table = token_bytes(self.run_tokenizer)
+        texts, owners = zip(*(row_text([self.run_table[i] for i in row]) for row in np.asarray(data)), strict=True)
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
+        seqs, where = [], []
+        for ids, offsets, owner in zip(encoded["input_ids"], encoded["offset_mapping"], owners, strict=True):
+            seqs.append(np.array([self.bos, *ids], dtype=np.int64))
+            # a token ends in the run token that holds its last character's last byte
+            where.append(owner[[max(end - 1, 0) for _, end in offsets]] if len(offsets) else np.empty(0, np.int64))
+        return seqs, where
+
     def _sequences(self, data: np.ndarray) -> list[np.ndarray]:
-        texts = self.run_tokenizer.decode_batch([row.tolist() for row in np.asarray(data)])
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [np.array([self.bos, *row], dtype=np.int64) for row in ids]
+        return self._texts(data)[0]
 
     def nll(self, data: np.ndarray) -> np.ndarray:
-        """Each row's total NLL under the model's own tokenizer, spread evenly over its run tokens."""
-        totals = np.array([s.sum() for s in self._sequence_nll(data)])
-        length = np.asarray(data).shape[1]
-        return np.repeat(totals[:, None] / length, length, axis=1)
+        """NLL per run token: each own token's NLL on the run token its last byte lies in (see the module doc)."""
+        from collapse_bench.builtin.models import torch_support
+
+        seqs, where = self._texts(data)
+        out = np.zeros(np.asarray(data).shape, dtype=np.float64)
+        scored = torch_support.token_nll(self.module, seqs, self.training)
+        for row, (nll, owner) in enumerate(zip(scored, where, strict=True)):
+            np.add.at(out[row], owner, nll)
+        return out
+
+    def decode(self, ids: list[np.ndarray]) -> list[str]:
+        """The model's own tokens as text, exactly: no ``clean_up_tokenization_spaces`` (which a
+        SentencePiece tokenizer saves as on, deleting the space before every comma)."""
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
     def _prompts(self, n: int, ctx: SampleContext, decoding: Decoding) -> list[np.ndarray]:
         """BOS alone, or BOS and a training row: every row once per pass, in a random order."""
@@ -141,7 +190,7 @@ class HfModel(TorchLM):
             )  # fmt: skip
             for i, tokens in zip(pending, more, strict=True):
                 new[i] = np.concatenate([new[i], tokens])
-            texts = self.tokenizer.batch_decode([new[i] for i in pending], skip_special_tokens=True)
+            texts = self.decode([new[i] for i in pending])
             for i, encoding in zip(pending, self.run_tokenizer.encode_batch(texts), strict=True):
                 rows[i] = encoding.ids[: ctx.length]
             pending = [i for i in pending if len(rows[i]) < ctx.length]
@@ -165,3 +214,4 @@ class HfModel(TorchLM):
         super().load(path)
         self.tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
         self.run_tokenizer = Tokenizer.from_str((path / "run_tokenizer.json").read_text())
+        self.run_table = None
