@@ -140,6 +140,11 @@ class TextFiles(Dataset):
                 + (f" ({empty[0]} is empty)" if len(found.files) == 1 else ""),
                 "give files holding text (for JSON lines or parquet, the right column=)",
             )
+        if len(docs) == 1 and len(docs[0]) > self.chunk_chars and self.sample_by != "chunk":
+            raise DataError(
+                f"text-files found a single document in {self.path!r} (sample_by={self.sample_by})",
+                f"cut it into pieces with sample_by=chunk (chunk_chars={self.chunk_chars} characters each)",
+            )
         self._report = {
             "files_read": len(found.files),
             "bytes_read": size,
