@@ -158,7 +158,7 @@ def _duplicates(test_docs: list[str], train_docs: list[str]) -> int:
 def prepare(dataset: Dataset, protocol: Protocol, progress: Callable[[str], None] | None = None) -> RealData:
     """Load ``dataset`` and split it as ``protocol`` says; ``progress`` hears each step as it starts."""
     say = progress or (lambda _: None)
-    say(f"loading dataset {protocol.dataset.name!r}")
+    say(f"loading dataset {dataset.name!r}")
     raw = dataset.load()
     source = dataset.describe()
     spec = protocol.data

@@ -169,6 +169,16 @@ def test_one_long_line_is_cut_into_chunks(tmp_path):
     assert len(real.train) == 256
 
 
+def test_data_preparation_reports_its_steps(tmp_path):
+    (tmp_path / "a.txt").write_text(corpus(ROMAN))
+    steps: list[str] = []
+    prepare(TextFiles(path=str(tmp_path / "a.txt")), resolve_protocol("smoke"), steps.append)
+    n_train = len(ROMAN) - round(0.1 * len(ROMAN))
+    assert steps[0] == "loading dataset 'text-files'"
+    assert steps[1].startswith(f"fitting the tokenizer on {n_train:,} documents")
+    assert steps[2] == "encoding the documents into rows"
+
+
 def test_long_words_are_cut_before_bpe_training():
     tok = fit_tokenizer(["abcdefghij" * 5000, "short words here"], 300)
     pieces = tok.pre_tokenizer.pre_tokenize_str("x" * 1000 + " short")

@@ -115,6 +115,12 @@ class HfModel(TorchLM):
 
         self._load("config", AutoConfig.from_pretrained)
         _ = self.bos
+        if not self.tokenizer.is_fast:
+            raise ConfigError(
+                f"the tokenizer of {self.path!r} is a slow (Python) tokenizer, without the character offsets "
+                "hf needs to give each token its own NLL",
+                "save the checkpoint with a fast tokenizer (AutoTokenizer.from_pretrained(..., use_fast=True))",
+            )
 
     def fit(self, data: np.ndarray, ctx: FitContext) -> None:
         self.run_tokenizer, self.run_table = ctx.tokenizer, None
