@@ -69,7 +69,7 @@ def test_text_files_reads_folders_and_globs(tmp_path):
         (tmp_path / name).write_text(f"from {name}\n")
     assert sorted(TextFiles(path=str(tmp_path)).load()) == ["from x.txt", "from y.txt"]
     assert TextFiles(path=str(tmp_path), glob="y*.txt").load() == ["from y.txt"]
-    with pytest.raises(DataError, match="found nothing at"):
+    with pytest.raises(DataError, match="found no file or folder at"):
         TextFiles(path=str(tmp_path / "missing.txt")).load()
 
 

@@ -67,7 +67,7 @@ def test_paths_are_paths_and_globs_are_asked_for(tmp_path):
     assert len(TextFiles(path=str(tmp_path), glob="**/*.txt").load()) == 3
     with pytest.raises(ConfigError, match="needs a folder"):
         TextFiles(path=str(tmp_path / "notes.md"), glob="*.md").load()
-    with pytest.raises(DataError, match=r"found nothing at .*glob="):
+    with pytest.raises(DataError, match=r"found no file or folder at .*glob="):
         TextFiles(path=str(tmp_path / "*.txt")).load()
 
 

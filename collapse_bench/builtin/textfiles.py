@@ -55,7 +55,7 @@ def find(path: str, pattern: str | None) -> Found:
     root = Path(path).expanduser()
     if not root.exists():
         raise DataError(
-            f"text-files found nothing at {path!r}",
+            f"text-files found no file or folder at {path!r}",
             "give an existing file or folder as path= (a glob goes in its own parameter: path=DIR,glob=*.txt)",
         )
     if root.is_file():
