@@ -81,8 +81,8 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-#: Longest pre-tokenized word, in bytes. BPE training slows down with the length of the longest
-#: word (text without spaces is one word: 3 MB of letters took 200 s); longer words are cut.
+#: Longest pre-tokenized word, in bytes. BPE training time grows near quadratically with the length
+#: of the longest word, and text without spaces is one word; longer words are cut into pieces.
 MAX_WORD_BYTES = 64
 
 
