@@ -130,7 +130,8 @@ def decode(data: bytes, encoding: str, file: Path) -> str:
         raise DataError(
             f"text-files: {file} holds a NUL byte at position {nul}, so it is binary or "
             "UTF-16/UTF-32 without a byte-order mark",
-            "remove it from the data, or give its encoding, e.g. encoding=utf-16-le",
+            "remove it from the data (or read only text files: path=FOLDER,glob=*.txt), "
+            "or give its encoding, e.g. encoding=utf-16-le",
         )
     try:
         text = data.decode(codec)
