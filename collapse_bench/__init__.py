@@ -1,24 +1,20 @@
 """collapse-bench: a benchmark of model collapse under recursive training.
 
-Public API: the component base classes plugins subclass, the ``hookimpl`` marker plugins
-decorate their hooks with, and :func:`load_results` for analysing finished runs.
+Public API: the component base classes plugins subclass, the contexts and data they receive
+(:class:`RealData`, :class:`Decoding`), the ``hookimpl`` marker plugins decorate their hooks
+with, and :func:`load_results` for analysing finished runs.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-import pluggy
-
 try:
     __version__ = version("collapse-bench")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-#: Decorator for plugin hook implementations (see :mod:`collapse_bench.hookspecs`).
-hookimpl = pluggy.HookimplMarker("collapse_bench")
-
-from collapse_bench.components import (  # noqa: E402
+from collapse_bench.components import (
     HIGHER,
     LOGLIK,
     LOWER,
@@ -30,9 +26,12 @@ from collapse_bench.components import (  # noqa: E402
     MixContext,
     Mixer,
     Model,
+    RealData,
     SampleContext,
 )
-from collapse_bench.results import load_results  # noqa: E402
+from collapse_bench.decoding import Decoding
+from collapse_bench.hookspecs import hookimpl
+from collapse_bench.results import load_results
 
 __all__ = [
     "HIGHER",
@@ -40,12 +39,14 @@ __all__ = [
     "LOWER",
     "MOMENTS",
     "Dataset",
+    "Decoding",
     "FitContext",
     "Metric",
     "MetricContext",
     "MixContext",
     "Mixer",
     "Model",
+    "RealData",
     "SampleContext",
     "__version__",
     "hookimpl",

@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
+from collapse_bench.decoding import Decoding
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-    from collapse_bench.data import RealData
     from collapse_bench.protocol import Protocol
 
 Modality = Literal["text", "vector"]
@@ -89,6 +90,59 @@ class Dataset(Component):
 
 
 @dataclass
+class RealData:
+    """The real side of every chain in a run."""
+
+    modality: str
+    #: D_0: the real training rows.
+    train: np.ndarray
+    #: Held-out rows every generation is tested on.
+    test: np.ndarray
+    #: Real rows outside train and test, for mixers that bring in fresh real data.
+    pool: np.ndarray
+    #: The run's byte-level BPE tokenizer (text), fitted on the training documents.
+    tokenizer: Tokenizer | None = None
+    #: Characters of the test rows (text), the denominator of bits per character: counted on the
+    #: bytes of the test stream as a whole (see :func:`collapse_bench.data.count_chars`), never on rows decoded one by one.
+    test_chars: int | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
+    #: What the dataset says it read (``Dataset.describe()``), for the manifest.
+    source: dict[str, Any] = field(default_factory=dict)
+    #: Things about the data the user should know (files skipped, duplicates across the split).
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def vocab_size(self) -> int | None:
+        """Number of token ids (text), else ``None``."""
+        return self.tokenizer.get_vocab_size() if self.tokenizer is not None else None
+
+    def decode(self, rows: np.ndarray) -> list[str]:
+        """Rows as text (token ids decoded) or as printable vectors."""
+        if self.tokenizer is None:
+            return [np.array2string(r, precision=4, separator=", ") for r in rows]
+        return self.tokenizer.decode_batch([r.tolist() for r in rows])
+
+    def describe(self) -> dict[str, Any]:
+        """Sizes and hashes, for the manifest."""
+        out: dict[str, Any] = {
+            "modality": self.modality,
+            "train_rows": len(self.train),
+            "test_rows": len(self.test),
+            "pool_rows": len(self.pool),
+            "hashes": self.hashes,
+        }
+        if self.source:
+            out["source"] = self.source
+        if self.notes:
+            out["notes"] = self.notes
+        if self.tokenizer is not None:
+            out.update(vocab_size=self.vocab_size, test_chars=self.test_chars, row_tokens=self.train.shape[1])
+        else:
+            out["dim"] = self.train.shape[1]
+        return out
+
+
+@dataclass
 class FitContext:
     """Everything a model may use when it is trained for one generation."""
 
@@ -114,8 +168,9 @@ class SampleContext:
     rng: np.random.Generator
     #: Tokens per synthetic sequence (text modality).
     length: int | None = None
-    #: The protocol's ``[decoding]`` table: ``strategy``, ``temperature``, ``top_k``, ...
-    decoding: dict[str, Any] = field(default_factory=dict)
+    #: The protocol's decoding settings (``[decoding]``); :meth:`Decoding.ancestral` serves
+    #: models that sample at a temperature only.
+    decoding: Decoding = field(default_factory=Decoding)
     #: The rows this generation was trained on, for models that continue training blocks as
     #: prompts (Shumailov et al. 2024) rather than sample unconditionally.
     prompts: np.ndarray | None = None
@@ -251,10 +306,3 @@ class Metric(Component):
         ``ZeroDivisionError`` or ``IndexError`` escape.
         """
 
-
-KINDS: dict[str, type[Component]] = {
-    "dataset": Dataset,
-    "model": Model,
-    "mixer": Mixer,
-    "metric": Metric,
-}

@@ -42,9 +42,10 @@ from collapse_bench.components import (
     MixContext,
     Mixer,
     Model,
+    RealData,
     SampleContext,
 )
-from collapse_bench.data import RealData, prepare
+from collapse_bench.data import prepare
 from collapse_bench.errors import PluginError
 
 #: Rows drawn per check: enough to exercise a component, few enough to take a moment.
@@ -55,10 +56,10 @@ ROWS = 64
 def real_data(modality: str) -> RealData:
     """Small real data of the ``smoke`` protocol: Shakespeare (text) or standard normal draws (vector)."""
     from collapse_bench.builtin.datasets import Normal, Shakespeare
-    from collapse_bench.protocol import resolve_protocol
+    from collapse_bench.plugins import get_registry
     from collapse_bench.specs import Spec
 
-    protocol = resolve_protocol("smoke")
+    protocol = get_registry().protocol("smoke")
     if modality == "text":
         return prepare(Shakespeare(genres="roman"), protocol)
     vector = protocol.override(dataset=Spec("normal", {"dim": 3, "n": 2000}))

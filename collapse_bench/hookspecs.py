@@ -1,8 +1,8 @@
 """The plugin contract of collapse-bench: every hook a plugin can implement.
 
 This module is the reference documentation for plugin authors. A plugin is any module or object
-with functions decorated by :data:`collapse_bench.hookimpl` and named after a hook below. Third-party
-packages make themselves known through the ``collapse_bench`` entry-point group::
+with functions decorated by :data:`hookimpl` (also ``collapse_bench.hookimpl``) and named after
+a hook below. Third-party packages make themselves known through the ``collapse_bench`` entry-point group::
 
     # pyproject.toml of your package
     [project.entry-points.collapse_bench]
@@ -23,9 +23,24 @@ from pathlib import Path
 
 import pluggy
 
-from collapse_bench.components import Dataset, Metric, Mixer, Model
+from collapse_bench.components import Component, Dataset, Metric, Mixer, Model
 
 hookspec = pluggy.HookspecMarker("collapse_bench")
+#: Decorator for plugin hook implementations (re-exported as ``collapse_bench.hookimpl``).
+hookimpl = pluggy.HookimplMarker("collapse_bench")
+
+#: Every kind of component, with the base class a registered one subclasses (``None``: a
+#: protocol, registered as the path of its TOML file). Kind ``k`` is registered by hook
+#: ``register_<k>s``.
+KINDS: dict[str, type[Component] | None] = {
+    "dataset": Dataset,
+    "model": Model,
+    "mixer": Mixer,
+    "metric": Metric,
+    "protocol": None,
+}
+#: The hook that registers each kind.
+HOOKS = {kind: f"register_{kind}s" for kind in KINDS}
 
 
 @hookspec

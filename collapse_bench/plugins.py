@@ -16,6 +16,7 @@ import importlib.util
 import os
 import sys
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,10 @@ from typing import Any
 import pluggy
 
 from collapse_bench import hookspecs
-from collapse_bench.components import KINDS, Component
+from collapse_bench.components import Component
 from collapse_bench.errors import ConfigError, PluginError
+from collapse_bench.hookspecs import HOOKS, KINDS
+from collapse_bench.protocol import Protocol, load_protocol_file
 
 PROJECT = "collapse_bench"
 
@@ -36,15 +39,6 @@ BUILTIN_PLUGINS = (
     "collapse_bench.builtin.metrics",
     "collapse_bench.builtin.protocols",
 )
-
-#: Hook name for each component kind.
-HOOKS = {
-    "dataset": "register_datasets",
-    "model": "register_models",
-    "mixer": "register_mixers",
-    "metric": "register_metrics",
-    "protocol": "register_protocols",
-}
 
 
 @dataclass(frozen=True)
@@ -100,13 +94,11 @@ class Problems:
 
     def __init__(self) -> None:
         self.strict = _flag("COLLAPSE_BENCH_STRICT_PLUGINS")
-        self.seen: list[str] = []
 
     def __call__(self, cause: str, fix: str) -> str:
         if self.strict:
             raise PluginError(cause, fix + " (COLLAPSE_BENCH_STRICT_PLUGINS=1 makes this an error)")
         sys.stderr.write(f"collapse-bench: warning: {cause}; it is ignored ({fix})\n")
-        self.seen.append(cause)
         return cause
 
 
@@ -225,7 +217,8 @@ class Registry:
 
     def _describe(self, kind: str, obj: Any) -> tuple[str, str]:
         """Name and description of a registered component, refusing anything that is not one of ``kind``."""
-        if kind == "protocol":
+        base = KINDS[kind]
+        if base is None:  # a protocol file
             path = Path(obj)
             if not path.is_file():
                 raise PluginError(
@@ -234,7 +227,6 @@ class Registry:
             with path.open("rb") as fh:
                 meta = tomllib.load(fh)  # a broken file is the plugin's problem, found here
             return meta.get("name", path.stem), meta.get("description", "")
-        base = KINDS[kind]
         if not (isinstance(obj, type) and issubclass(obj, base)):
             raise PluginError(
                 f"registered {obj!r} as a {kind}, which is not a subclass of collapse_bench.{base.__name__}",
@@ -285,6 +277,13 @@ class Registry:
             f"unknown {kind} {name!r}",
             f"{hint}known {kind}s: {', '.join(sorted(table))}; `collapse-bench list` shows them all",
         )
+
+    def protocol(self, name_or_path: str, sets: Sequence[str] = ()) -> Protocol:
+        """A protocol by registered name (``quick``) or by path to a TOML file, with ``--set`` overrides."""
+        path = Path(name_or_path)
+        if not (name_or_path.endswith(".toml") or path.is_file()):
+            path = Path(self.get("protocol", name_or_path).obj)
+        return load_protocol_file(path, sets)
 
     def component(self, kind: str, name: str) -> type[Component]:
         """The registered class of a dataset, model, mixer or metric."""

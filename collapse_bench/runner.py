@@ -456,12 +456,12 @@ class RunConfig:
     dataset: str | None = None
     seeds: int | None = None
     generations: int | None = None
+    #: ``--set FIELD=VALUE`` overrides of the protocol's fields.
+    sets: tuple[str, ...] = ()
 
     def make_plan(self, registry: Registry) -> Plan:
         """Resolve the protocol and every SPEC, and cross-check them."""
-        from collapse_bench.protocol import resolve_protocol
-
-        protocol = resolve_protocol(self.protocol).override(
+        protocol = registry.protocol(self.protocol, self.sets).override(
             seeds=self.seeds,
             generations=self.generations,
             dataset=Spec.parse(self.dataset) if self.dataset else None,

@@ -2,18 +2,20 @@
 
 A component's parameters are the keyword-only arguments of its ``__init__``; their annotations
 (``int``, ``float``, ``bool``, ``str`` or a ``Literal`` of choices) say how a SPEC's text is
-converted, so ``keep-real:fraction=abc`` fails before anything runs.
+converted (by :func:`collapse_bench.settings.convert`, leniently), so ``keep-real:fraction=abc``
+fails before anything runs. A value holding a comma is quoted: ``text-files:path="a,b.txt"``.
 """
 
 from __future__ import annotations
 
 import inspect
-import types
+import shlex
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from collapse_bench.errors import ConfigError
+from collapse_bench.settings import convert
 
 
 @dataclass(frozen=True)
@@ -30,15 +32,28 @@ class Spec:
         if not name:
             raise ConfigError(f"empty component name in spec {text!r}", "write NAME or NAME:key=value")
         params: dict[str, Any] = {}
-        for item in filter(None, (p.strip() for p in rest.split(","))):
+        for item in _items(rest, text):
             key, eq, value = item.partition("=")
-            if not eq or not key.strip():
+            key = key.strip()
+            if not eq or not key:
                 raise ConfigError(
                     f"parameter {item!r} in spec {text!r} is not key=value",
                     "write parameters as name:key=value,key=value",
                 )
-            params[key.strip()] = value.strip()
+            if key in params:
+                raise ConfigError(f"parameter {key!r} is given twice in spec {text!r}", "give each parameter once")
+            params[key] = value.strip()
         return cls(name, params)
+
+    @classmethod
+    def from_setting(cls, value: Any, subject: str) -> Spec:
+        """A SPEC written in a protocol: ``"name:key=value"`` or a table with ``name`` and parameters."""
+        if isinstance(value, str):
+            return cls.parse(value)
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise ConfigError(f"{subject} is {value!r}", 'write a SPEC string or a table with name = "..."')
+        params = dict(value)
+        return cls(params.pop("name"), params)
 
     def __str__(self) -> str:
         if not self.params:
@@ -46,8 +61,22 @@ class Spec:
         return self.name + ":" + ",".join(f"{k}={_fmt(v)}" for k, v in sorted(self.params.items()))
 
 
+def _items(rest: str, text: str) -> list[str]:
+    """The ``key=value`` items of a SPEC's parameter text: split at commas outside quotes, quotes removed."""
+    lexer = shlex.shlex(rest, posix=True)
+    lexer.whitespace, lexer.whitespace_split, lexer.escape, lexer.commenters = ",", True, "", ""
+    try:
+        return [item for item in (i.strip() for i in lexer) if item]
+    except ValueError:
+        raise ConfigError(f"spec {text!r} has an unclosed quote", "close every quote you open") from None
+
+
 def _fmt(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    """A parameter value as SPEC text, quoted where it holds a comma or a quote (see docs/cli.md)."""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if not any(c in text for c in ",\"'"):
+        return text
+    return f"'{text}'" if '"' in text else f'"{text}"'
 
 
 def declared_params(cls: type) -> dict[str, inspect.Parameter]:
@@ -68,7 +97,7 @@ def resolve_params(cls: type, spec: Spec, kind: str) -> dict[str, Any]:
                 f"{kind} {spec.name!r} has no parameter {key!r}",
                 f"its parameters are: {known}",
             )
-        resolved[key] = _convert(raw, hints.get(key, str), f"{kind} {spec.name!r} parameter {key!r}")
+        resolved[key] = convert(raw, hints.get(key, str), f"{kind} {spec.name!r} parameter {key!r}", lenient=True)
     for key, param in declared.items():
         if key not in resolved:
             if param.default is inspect.Parameter.empty:
@@ -78,38 +107,3 @@ def resolve_params(cls: type, spec: Spec, kind: str) -> dict[str, Any]:
                 )
             resolved[key] = param.default
     return resolved
-
-
-def _convert(raw: Any, hint: Any, where: str) -> Any:
-    """Turn a SPEC's text (or a TOML value) into the annotated type."""
-    origin = typing.get_origin(hint)
-    if origin is typing.Literal:
-        choices = typing.get_args(hint)
-        for choice in choices:
-            if str(raw) == str(choice):
-                return choice
-        raise ConfigError(f"{where} is {raw!r}", "choose one of: " + ", ".join(map(str, choices)))
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if raw is None or str(raw).lower() == "none":
-            return None
-        return _convert(raw, args[0], where)
-    try:
-        if hint is bool:
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).lower()
-            if text not in {"true", "false", "1", "0", "yes", "no"}:
-                raise ValueError
-            return text in {"true", "1", "yes"}
-        if hint is int:
-            if isinstance(raw, float) and not raw.is_integer():
-                raise ValueError
-            return int(str(raw)) if not isinstance(raw, int | float) else int(raw)
-        if hint is float:
-            return float(raw)
-        if hint is str:
-            return str(raw)
-    except ValueError:
-        raise ConfigError(f"{where} is {raw!r}, not a valid {hint.__name__}", f"give a {hint.__name__}") from None
-    return raw

@@ -21,14 +21,34 @@ import shutil
 import site
 import subprocess
 import sysconfig
+import tomllib
 import venv
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
 
-from collapse_bench.data import RealData
+from collapse_bench import RealData
+
+if TYPE_CHECKING:
+    from collapse_bench.protocol import Protocol
+
+
+def protocol_with(name: str = "smoke", **tables: Any) -> Protocol:
+    """A registered protocol with whole fields or tables replaced, validated like its file.
+
+    ``protocol_with("smoke", decoding={"strategy": "greedy"})`` is the ``smoke`` protocol that
+    decodes greedily: a real :class:`~collapse_bench.protocol.Protocol`, for a component's ``check``.
+    """
+    from collapse_bench.plugins import get_registry
+    from collapse_bench.protocol import parse_protocol
+
+    path = Path(get_registry().get("protocol", name).obj)
+    with path.open("rb") as fh:
+        table = tomllib.load(fh)
+    return parse_protocol(table | tables, str(path))
 
 
 def run_protocol(
@@ -47,11 +67,10 @@ def run_protocol(
     from collapse_bench import load_results
     from collapse_bench.cache import Cache
     from collapse_bench.plugins import get_registry
-    from collapse_bench.protocol import resolve_protocol
     from collapse_bench.runner import RunConfig, Runner, load_data, make_plan, manifest
     from collapse_bench.store import RunDir
 
-    proto = resolve_protocol(protocol).override(**overrides)
+    proto = get_registry().protocol(protocol).override(**overrides)
     plan = make_plan(get_registry(), proto, models, mixers, metrics)
     load_data(plan)
     run = RunDir(out)

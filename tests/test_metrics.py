@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from collapse_bench import RealData
 from collapse_bench.builtin.metrics import register_metrics
 from collapse_bench.builtin.metrics.counting import ngram_ids, unigram_counts
 from collapse_bench.builtin.metrics.divergence import UnigramDivergenceMetric
@@ -19,10 +19,9 @@ from collapse_bench.builtin.metrics.variance import VarianceMetric
 from collapse_bench.builtin.models.categorical import CategoricalModel
 from collapse_bench.builtin.models.gaussian import GaussianModel
 from collapse_bench.components import FitContext, Metric, MetricContext, Model
-from collapse_bench.data import RealData
 from collapse_bench.errors import ConfigError, DataError
-from collapse_bench.protocol import DataSpec
 from collapse_bench.specs import Spec, resolve_params
+from collapse_bench.testing import protocol_with
 
 
 def rows(*values: list[int]) -> np.ndarray:
@@ -270,10 +269,9 @@ def test_distinct_n_is_li_et_al_distinct_ngrams_over_generated_tokens():
 
 
 def test_repetition_refuses_sequences_shorter_than_its_orders():
-    protocol = SimpleNamespace(data=DataSpec(train_size=10, test_size=10, block_tokens=3))
     with pytest.raises(ConfigError, match="block_tokens"):
-        RepetitionMetric().check(protocol)
-    RepetitionMetric().check(SimpleNamespace(data=DataSpec(train_size=10, test_size=10, block_tokens=4)))
+        RepetitionMetric().check(protocol_with("smoke", data={"train_size": 10, "test_size": 10, "block_tokens": 3}))
+    RepetitionMetric().check(protocol_with("smoke", data={"train_size": 10, "test_size": 10, "block_tokens": 4}))
 
 
 # --- unigram divergence ---------------------------------------------------------------------------

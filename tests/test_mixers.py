@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from collapse_bench import RealData
 from collapse_bench.builtin.mixers import Accumulate, AccumulateSubsample, FreshReal, KeepReal, Replace
 from collapse_bench.components import MixContext
-from collapse_bench.data import RealData
 from collapse_bench.errors import ConfigError
 
 

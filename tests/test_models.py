@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
 
 from collapse_bench.builtin.models.categorical import CategoricalModel
 from collapse_bench.builtin.models.gaussian import GaussianModel
 from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
+from collapse_bench.testing import protocol_with
 
 
 def _fit(model, data, vocab_size=None):
@@ -22,7 +22,7 @@ def _fit(model, data, vocab_size=None):
 def test_categorical_samples_probs_to_the_power_one_over_t(temperature):
     model = _fit(CategoricalModel(), np.array([[0, 0, 0, 0, 0, 0, 1, 1, 2, 2]]), vocab_size=4)
     draws = model.sample(
-        20_000, SampleContext(np.random.default_rng(1), length=10, decoding={"temperature": temperature})
+        20_000, SampleContext(np.random.default_rng(1), length=10, decoding=Decoding(temperature=temperature))
     )
     expected = np.array([0.6, 0.2, 0.2, 0.0]) ** (1 / temperature)
     expected /= expected.sum()
@@ -40,7 +40,7 @@ def test_gaussian_samples_with_covariance_scaled_by_t(temperature):
     rng = np.random.default_rng(0)
     model = _fit(GaussianModel(), rng.normal([1.0, -2.0], [2.0, 0.5], size=(5000, 2)))
     mean, cov = model.moments()
-    draws = model.sample(50_000, SampleContext(np.random.default_rng(1), decoding={"temperature": temperature}))
+    draws = model.sample(50_000, SampleContext(np.random.default_rng(1), decoding=Decoding(temperature=temperature)))
     assert np.allclose(draws.mean(axis=0), mean, atol=0.03)
     assert np.allclose(np.cov(draws, rowvar=False), temperature * cov, rtol=0.03, atol=0.01)
 
@@ -54,4 +54,4 @@ def test_gaussian_nll_is_the_normal_density():
 @pytest.mark.parametrize("decoding", [{"top_k": 40}, {"strategy": "beam"}, {"temperature": 0}])
 def test_unimplemented_decoding_is_refused(model, decoding):
     with pytest.raises(ConfigError):
-        model.check(types.SimpleNamespace(decoding=decoding))
+        model.check(protocol_with("smoke", decoding=decoding))

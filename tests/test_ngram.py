@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import types
 from collections import Counter
 
 import numpy as np
@@ -11,7 +10,9 @@ import pytest
 
 from collapse_bench.builtin.models.ngram import FALLBACK_DISCOUNTS, NgramModel, discounts
 from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
+from collapse_bench.testing import protocol_with
 
 
 def _fit(data: np.ndarray, vocab_size: int, order: int) -> NgramModel:
@@ -159,7 +160,7 @@ def test_sample_frequencies_match_model_probabilities(order, temperature):
     vocab = 5
     rng = np.random.default_rng(5)
     model = _fit(_markov_corpus(rng, vocab, rows=40, length=12), vocab, order)
-    decoding = {"temperature": temperature}
+    decoding = Decoding(temperature=temperature)
     samples = model.sample(6000, SampleContext(rng=np.random.default_rng(6), length=24, decoding=decoding))
     checked = 0
     for history in itertools.product(range(vocab), repeat=order - 1):
@@ -189,8 +190,9 @@ def test_order_must_fit_the_key_for_the_vocabulary():
     _fit(data, vocab_size=4096, order=4)
     with pytest.raises(ConfigError, match="order <= 4"):
         _fit(data, vocab_size=4096, order=5)
-    protocol = types.SimpleNamespace(decoding={}, data=types.SimpleNamespace(vocab_size=4096))
-    with pytest.raises(ConfigError):
+    protocol = protocol_with("smoke", data={"train_size": 256, "test_size": 64, "vocab_size": 4096})
+    NgramModel(order=4).check(protocol)
+    with pytest.raises(ConfigError, match="order <= 4"):
         NgramModel(order=5).check(protocol)
 
 
@@ -199,7 +201,7 @@ def test_order_must_fit_the_key_for_the_vocabulary():
     [{}, {"strategy": "sample"}, {"strategy": "sample", "temperature": 0.7}, {"top_k": 0, "top_p": 1.0}],
 )
 def test_plain_sampling_is_accepted(decoding):
-    NgramModel().check(types.SimpleNamespace(decoding=decoding))
+    NgramModel().check(protocol_with("smoke", decoding=decoding))
 
 
 @pytest.mark.parametrize(
@@ -216,10 +218,7 @@ def test_plain_sampling_is_accepted(decoding):
 def test_other_decoding_is_refused(decoding):
     model = NgramModel(order=2)
     with pytest.raises(ConfigError):
-        model.check(types.SimpleNamespace(decoding=decoding))
-    model.fit(np.zeros((2, 4), dtype=np.int64), FitContext(0, 0, np.random.default_rng(0), {}, vocab_size=3))
-    with pytest.raises(ConfigError):
-        model.sample(2, SampleContext(rng=np.random.default_rng(0), length=4, decoding=decoding))
+        model.check(protocol_with("smoke", decoding=decoding))
 
 
 def test_save_and_load_restore_the_same_model(tmp_path):

@@ -19,7 +19,6 @@ from collapse_bench.builtin.models.categorical import CategoricalModel
 from collapse_bench.builtin.models.gaussian import GaussianModel
 from collapse_bench.cache import Cache
 from collapse_bench.plugins import Registry, create_plugin_manager
-from collapse_bench.protocol import resolve_protocol
 from collapse_bench.runner import Runner, load_data, make_plan
 from collapse_bench.specs import Spec
 from collapse_bench.store import RunDir
@@ -302,8 +301,9 @@ def run(tmp_path: Path, protocol: str, model: str, mixer: str, metric: str, **ov
     """Run one cell through the real harness with the broken plugin installed."""
     pm, infos = create_plugin_manager()
     pm.register(Broken(), name="broken-plugin")
-    proto = resolve_protocol(protocol).override(**{"seeds": 1, "generations": 2, **overrides})
-    plan = make_plan(Registry(pm, infos), proto, [model], [mixer], [metric])
+    registry = Registry(pm, infos)
+    proto = registry.protocol(protocol).override(**{"seeds": 1, "generations": 2, **overrides})
+    plan = make_plan(registry, proto, [model], [mixer], [metric])
     if protocol == "smoke" and "dataset" not in overrides:
         plan.real = contract.real_data("text")  # the smoke protocol's data, prepared once per session
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import subprocess
 import sys
@@ -11,15 +10,16 @@ import numpy as np
 import pytest
 
 from collapse_bench.builtin.datasets import Shakespeare
-from collapse_bench.builtin.models.decoding import Decoding
 from collapse_bench.builtin.models.gpt import GptModel, GptTiny
 from collapse_bench.builtin.models.hf import HfModel, row_text
 from collapse_bench.builtin.models.torch_lm import Training
 from collapse_bench.components import FitContext, SampleContext
 from collapse_bench.data import prepare, token_bytes
+from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
-from collapse_bench.protocol import resolve_protocol
+from collapse_bench.plugins import get_registry
 from collapse_bench.runner import make_plan
+from collapse_bench.testing import protocol_with
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -40,7 +40,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def real():
-    return prepare(Shakespeare(genres="roman"), resolve_protocol("smoke"))
+    return prepare(Shakespeare(genres="roman"), get_registry().protocol("smoke"))
 
 
 def fit(model, real, seed=0, training=FAST, data=None, **ctx):
@@ -51,7 +51,9 @@ def fit(model, real, seed=0, training=FAST, data=None, **ctx):
 
 
 def draw(model, real, n=16, seed=0, **decoding):
-    ctx = SampleContext(np.random.default_rng(seed), real.train.shape[1], decoding, real.train, real.tokenizer)
+    ctx = SampleContext(
+        np.random.default_rng(seed), real.train.shape[1], Decoding(**decoding), real.train, real.tokenizer
+    )
     return model.sample(n, ctx)
 
 
@@ -170,10 +172,8 @@ def test_save_and_load_restore_the_model(real, tmp_path):
     ],
 )
 def test_check_refuses_settings_gpt_cannot_honour(table, decoding, match):
-    protocol = resolve_protocol("smoke")
-    bad = dataclasses.replace(protocol, training=table, decoding=decoding)
     with pytest.raises(ConfigError, match=match):
-        GptTiny().check(bad)
+        GptTiny().check(protocol_with("smoke", training=table, decoding=decoding))
 
 
 # --- hf: a local checkpoint ----------------------------------------------------------------
@@ -330,12 +330,12 @@ def test_hf_same_seed_same_numbers(checkpoint, real):
 
 def test_hf_path_that_cannot_be_reached_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="hf cannot load the config of"):
-        HfModel(path=str(tmp_path / "missing")).check(resolve_protocol("smoke"))
+        HfModel(path=str(tmp_path / "missing")).check(get_registry().protocol("smoke"))
 
 
 def test_shumailov2024_protocol_is_the_papers(registry, checkpoint):
-    protocol = resolve_protocol("shumailov2024")
-    training, decoding = Training.parse(protocol.training), Decoding.parse(protocol.decoding)
+    protocol = get_registry().protocol("shumailov2024")
+    training, decoding = Training.parse(protocol.training), protocol.decoding
     assert (training.epochs, training.lr, training.schedule, training.min_lr) == (5, 2e-5, "cosine", 1e-6)
     assert (decoding.strategy, decoding.beams, decoding.repetition_penalty) == ("beam", 5, 3.0)
     assert decoding.min_new_tokens == decoding.max_new_tokens == protocol.data.block_tokens == 64

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from collapse_bench.builtin.models.decoding import temperature
 from collapse_bench.components import LOGLIK, FitContext, Model, SampleContext
 from collapse_bench.errors import ConfigError
 
@@ -34,11 +33,11 @@ class CategoricalModel(Model):
         self.probs = counts / counts.sum()
 
     def check(self, protocol: Protocol) -> None:
-        temperature(protocol.decoding, self.name)
+        protocol.decoding.ancestral(self.name)
 
     def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
         """Draws from probs^(1/T), normalized, for the decoding temperature T (1: the fitted distribution)."""
-        cdf = np.cumsum(self.probs ** (1.0 / temperature(ctx.decoding, self.name)))
+        cdf = np.cumsum(self.probs ** (1.0 / ctx.decoding.ancestral(self.name)))
         u = ctx.rng.random((n, ctx.length)) * cdf[-1]
         return np.searchsorted(cdf, u, side="right").astype(np.int32)
 

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from collapse_bench.builtin.models.decoding import temperature
 from collapse_bench.components import LOGLIK, MOMENTS, FitContext, Model, SampleContext
 from collapse_bench.errors import ConfigError
 
@@ -36,11 +35,11 @@ class GaussianModel(Model):
         self.cov = np.atleast_2d(np.cov(data, rowvar=False, ddof=self.ddof))
 
     def check(self, protocol: Protocol) -> None:
-        temperature(protocol.decoding, self.name)
+        protocol.decoding.ancestral(self.name)
 
     def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
         """Draws from the density raised to 1/T, normalized, which is N(mean, T * cov)."""
-        cov = self.cov * temperature(ctx.decoding, self.name)
+        cov = self.cov * ctx.decoding.ancestral(self.name)
         return ctx.rng.multivariate_normal(self.mean, cov, size=n, method="eigh")
 
     def nll(self, data: np.ndarray) -> np.ndarray:

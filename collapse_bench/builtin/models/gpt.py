@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from collapse_bench.builtin.models.decoding import Decoding
 from collapse_bench.builtin.models.torch_lm import TorchLM
 from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -115,11 +115,10 @@ class GptModel(TorchLM):
         """``n`` rows of exactly ``ctx.length`` tokens, each decoded from BOS alone."""
         from collapse_bench.builtin.models import torch_support
 
-        decoding = Decoding.parse(ctx.decoding)
         prompts = [np.array([self.bos])] * n
         span = (ctx.length, ctx.length)
         rows = torch_support.generate(
-            self.module, prompts, decoding, span, eos=None, banned=[self.bos], rng=ctx.rng, cfg=self.training
+            self.module, prompts, ctx.decoding, span, eos=None, banned=[self.bos], rng=ctx.rng, cfg=self.training
         )
         return np.stack(rows).astype(np.int32)
 

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from collapse_bench.builtin.models.decoding import Decoding
 from collapse_bench.builtin.models.torch_lm import TorchLM
 from collapse_bench.components import FitContext, SampleContext
 from collapse_bench.data import token_bytes
+from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class HfModel(TorchLM):
         """``n`` rows of ``ctx.length`` run tokens, re-encoded from the model's new tokens (see the module doc)."""
         from collapse_bench.builtin.models import torch_support
 
-        decoding = Decoding.parse(ctx.decoding)
+        decoding = ctx.decoding
         prompts = self._prompts(n, ctx, decoding)
         most = decoding.max_new_tokens or ctx.length
         span = (decoding.min_new_tokens or 0, most)

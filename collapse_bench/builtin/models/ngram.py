@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from collapse_bench.builtin.models.decoding import temperature
 from collapse_bench.components import LOGLIK, FitContext, Model, SampleContext
 from collapse_bench.errors import ConfigError, DataError
 
@@ -114,10 +113,8 @@ class NgramModel(Model):
         return bits
 
     def check(self, protocol: Protocol) -> None:
-        temperature(protocol.decoding, self.name, at_most_one=True)
-        data = getattr(protocol, "data", None)
-        if data is not None:
-            self._key_bits(int(data.vocab_size))
+        protocol.decoding.ancestral(self.name, at_most_one=True)
+        self._key_bits(protocol.data.vocab_size)
 
     def _keys(self, data: np.ndarray) -> np.ndarray:
         """Key of the highest-order n-gram ending at every token of ``data``, shape ``data.shape``.
@@ -217,7 +214,7 @@ class NgramModel(Model):
         probability (P(w | h) / bound)^(1/T - 1), which is exact rejection sampling of the
         tempered distribution; rejected rows draw again.
         """
-        sharpen = 1.0 / temperature(ctx.decoding, self.name, at_most_one=True) - 1.0
+        sharpen = 1.0 / ctx.decoding.ancestral(self.name, at_most_one=True) - 1.0
         history = np.zeros(n, dtype=np.int64)  # the last order - 1 tokens, packed like a key
         for _ in range(self.order - 1):
             history = (history << self.bits) | self.vocab_size

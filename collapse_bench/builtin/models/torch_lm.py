@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from collapse_bench.builtin.models.decoding import Decoding, parse_table
 from collapse_bench.components import LOGLIK, FitContext, Model
-from collapse_bench.errors import ConfigError
+from collapse_bench.settings import build, setting
 
 if TYPE_CHECKING:
+    from collapse_bench.decoding import Decoding
     from collapse_bench.protocol import Protocol
 
 
@@ -32,39 +32,23 @@ class Training:
     AVX512-BF16), else in fp32.
     """
 
-    epochs: float = 1.0
-    steps: int | None = None
-    batch_size: int = 32
-    lr: float | None = None
+    epochs: float = setting(1.0, check=lambda v: v > 0, allowed="above 0")
+    steps: int | None = setting(None, check=lambda v: v >= 0, allowed="0 (no training) or more")
+    batch_size: int = setting(32, check=lambda v: v >= 1, allowed="1 or more")
+    lr: float | None = setting(None, check=lambda v: v > 0, allowed="above 0")
     schedule: Literal["constant", "linear", "cosine"] = "cosine"
-    warmup_steps: int = 0
-    min_lr: float = 0.0
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
+    warmup_steps: int = setting(0, check=lambda v: v >= 0, allowed="0 or more")
+    min_lr: float = setting(0.0, check=lambda v: v >= 0, allowed="0 or more")
+    weight_decay: float = setting(0.0, check=lambda v: v >= 0, allowed="0 or more")
+    grad_clip: float = setting(1.0, check=lambda v: v >= 0, allowed="0 (off) or more")
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False
-    eval_batch_size: int = 128
-
-    def __post_init__(self) -> None:
-        checks = [
-            ("epochs", self.epochs > 0, "above 0"),
-            ("steps", self.steps is None or self.steps >= 0, "0 (no training) or more"),
-            ("batch_size", self.batch_size >= 1, "1 or more"),
-            ("lr", self.lr is None or self.lr > 0, "above 0"),
-            ("warmup_steps", self.warmup_steps >= 0, "0 or more"),
-            ("min_lr", self.min_lr >= 0, "0 or more"),
-            ("weight_decay", self.weight_decay >= 0, "0 or more"),
-            ("grad_clip", self.grad_clip >= 0, "0 (off) or more"),
-            ("eval_batch_size", self.eval_batch_size >= 1, "1 or more"),
-        ]
-        for key, ok, allowed in checks:
-            if not ok:
-                raise ConfigError(f"[training] {key} is {getattr(self, key)!r}", f"give a value {allowed}")
+    eval_batch_size: int = setting(128, check=lambda v: v >= 1, allowed="1 or more")
 
     @classmethod
     def parse(cls, table: dict[str, Any]) -> Training:
         """The settings of a protocol's ``[training]`` table, validated."""
-        return parse_table(cls, table, "[training]")
+        return build(cls, table, "[training]")
 
 
 class TorchLM(Model):
@@ -85,7 +69,7 @@ class TorchLM(Model):
 
     def check(self, protocol: Protocol) -> None:
         Training.parse(protocol.training)
-        self._check_decoding(Decoding.parse(protocol.decoding), protocol)
+        self._check_decoding(protocol.decoding, protocol)
 
     def _check_decoding(self, decoding: Decoding, protocol: Protocol) -> None:
         """Refuse decoding settings this model cannot honour under ``protocol``."""

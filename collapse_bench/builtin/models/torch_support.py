@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from transformers.utils import logging as hf_logging
 
 if TYPE_CHECKING:
-    from collapse_bench.builtin.models.decoding import Decoding
     from collapse_bench.builtin.models.torch_lm import Training
+    from collapse_bench.decoding import Decoding
 
 hf_logging.disable_progress_bar()  # save_pretrained's per-shard bars would swamp the run's progress lines
 

