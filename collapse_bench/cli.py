@@ -14,14 +14,7 @@ from pathlib import Path
 import click
 
 from collapse_bench.errors import UserError
-
-KIND_TITLES = {
-    "dataset": "Datasets",
-    "model": "Models",
-    "mixer": "Mixers",
-    "metric": "Metrics",
-    "protocol": "Protocols",
-}
+from collapse_bench.hookspecs import KINDS
 
 
 def _fail(exc: UserError) -> None:
@@ -96,6 +89,13 @@ def _writable(folder: Path, what: str) -> None:
     "--metric", "metrics", multiple=True, metavar="SPEC", help="Metric SPEC (repeatable); default: the protocol's."
 )
 @click.option("--dataset", metavar="SPEC", help="Replace the protocol's dataset (makes a protocol variant).")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Override a protocol field, e.g. data.test_size=512 (repeatable; makes a protocol variant).",
+)
 @click.option("--seeds", type=click.IntRange(min=1), help="Number of seeds (0..N-1); default: the protocol's.")
 @click.option("--generations", type=click.IntRange(min=2), help="Generations per chain, generation 0 included.")
 @click.option(
@@ -120,7 +120,7 @@ def _writable(folder: Path, what: str) -> None:
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
 def run(
-    protocol, models, mixers, metrics, dataset, seeds, generations, out, run_id, retry_failed, cache_dir, quiet
+    protocol, models, mixers, metrics, dataset, sets, seeds, generations, out, run_id, retry_failed, cache_dir, quiet
 ) -> None:
     """Run a protocol over the grid of models x mixers x seeds and write a run directory.
 
@@ -149,7 +149,7 @@ def run(
     else:
         if protocol.endswith(".toml") or Path(protocol).is_file():
             protocol = str(Path(protocol).resolve())
-        config = RunConfig(protocol, models, mixers, metrics, dataset, seeds, generations)
+        config = RunConfig(protocol, models, mixers, metrics, dataset, seeds, generations, sets)
     plan = config.make_plan(get_registry())
     cache = Cache(cache_dir, log=lambda msg: notes.print(f"[yellow]{msg}[/]", highlight=False))
     if not retry_failed:
@@ -261,7 +261,7 @@ def plugins_command(as_json: bool) -> None:
     registry = get_registry()
     rows = []
     for info in registry.plugins:
-        components = {kind: [r.name for r in registry.entries(kind) if r.plugin == info.name] for kind in KIND_TITLES}
+        components = {kind: [r.name for r in registry.entries(kind) if r.plugin == info.name] for kind in KINDS}
         rows.append(
             {
                 "name": info.name,
@@ -288,7 +288,7 @@ def plugins_command(as_json: bool) -> None:
 
 
 @cli.command(name="list")
-@click.argument("kind", required=False, type=click.Choice(list(KIND_TITLES)))
+@click.argument("kind", required=False, type=click.Choice(list(KINDS)))
 def list_components(kind: str | None) -> None:
     """Show every registered dataset, model, mixer, metric and protocol, with its plugin of origin."""
     from tabulate import tabulate
@@ -297,17 +297,40 @@ def list_components(kind: str | None) -> None:
     from collapse_bench.specs import declared_params
 
     registry = get_registry()
-    for k, title in KIND_TITLES.items():
+    for k, base in KINDS.items():
         if kind and k != kind:
             continue
         rows = []
         for r in registry.entries(k):
-            params = "" if k == "protocol" else ", ".join(
-                f"{p.name}={p.default!r}" if p.default is not p.empty else f"{p.name} (required)"
-                for p in declared_params(r.obj).values()
-            )  # fmt: skip
-            rows.append((r.name, r.description, params, r.origin))
-        click.echo(f"{title}\n" + tabulate(rows, headers=["name", "description", "parameters", "from"]) + "\n")
+            if base is None:  # a protocol: where its file is
+                detail = str(r.obj)
+            else:
+                detail = ", ".join(
+                    f"{p.name}={p.default!r}" if p.default is not p.empty else f"{p.name} (required)"
+                    for p in declared_params(r.obj).values()
+                )
+            rows.append((r.name, r.description, detail, r.origin))
+        headers = ["name", "description", "file" if base is None else "parameters", "from"]
+        click.echo(f"{k.capitalize()}s\n" + tabulate(rows, headers=headers) + "\n")
+
+
+@cli.group()
+def protocol() -> None:
+    """Inspect protocols."""
+
+
+@protocol.command(name="show")
+@click.argument("name")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a field, as `run --set` does.")
+def protocol_show(name: str, sets: tuple[str, ...]) -> None:
+    """Print the resolved protocol NAME (a registered name or a .toml path) and its fingerprint."""
+    import json
+
+    from collapse_bench.plugins import get_registry
+
+    resolved = get_registry().protocol(name, sets)
+    click.echo(f"{resolved.label}  fingerprint {resolved.fingerprint}  ({resolved.source})")
+    click.echo(json.dumps(resolved.to_dict(), indent=2, default=str))
 
 
 @cli.command()

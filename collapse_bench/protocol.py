@@ -86,14 +86,14 @@ class Protocol:
         return int(self.version.split(".")[0])
 
     @property
-    def variant(self) -> bool:
-        """Whether a command-line override changed a result-shaping field (not just the seeds)."""
-        return any(key != "seeds" for key in self.overrides)
+    def variant(self) -> list[str]:
+        """The fields command-line overrides changed, the seeds aside: a variant has its own fingerprint."""
+        return [key for key in self.overrides if key != "seeds"]
 
     @property
     def label(self) -> str:
-        """``name@version``, as shown in leaderboard headings, marked when it is a variant."""
-        return f"{self.name}@{self.version}" + (" (variant)" if self.variant else "")
+        """``name@version``, naming the changed fields when this is a variant: ``quick@1.0 (variant: samples)``."""
+        return f"{self.name}@{self.version}" + (f" (variant: {', '.join(self.variant)})" if self.variant else "")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as stored in a run's manifest (decoding: only the settings that differ from the defaults)."""

@@ -67,7 +67,7 @@ def _scalar(value: Any, hint: type, subject: str, lenient: bool) -> Any:
                 return float(text)
         except ValueError:
             pass
-        raise ConfigError(f"{subject} is {value!r}, not a valid {hint.__name__}", f"give a {hint.__name__}")
+        raise ConfigError(f"{subject} is {value!r}, not a valid {hint.__name__}", f"give {_a(hint.__name__)}")
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is int and lenient and isinstance(value, float) and value.is_integer():
@@ -78,8 +78,12 @@ def _scalar(value: Any, hint: type, subject: str, lenient: bool) -> Any:
 def _kind(value: Any, hint: type, subject: str) -> Any:
     if isinstance(value, hint) and not (isinstance(value, bool) and hint is not bool):
         return value
-    name = "table" if hint is dict else hint.__name__
-    raise ConfigError(f"{subject} is {value!r}, not a {name}", f"give a {name}")
+    name = "a table" if hint is dict else _a(hint.__name__)
+    raise ConfigError(f"{subject} is {value!r}, not {name}", f"give {name}")
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
 
 
 def build(cls: type, table: Mapping[str, Any], where: str, *, lenient: bool = False, fixed: Mapping = {}) -> Any:

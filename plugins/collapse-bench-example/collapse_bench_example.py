@@ -34,13 +34,7 @@ class BigramMLE(Model):
     modality = "text"
 
     def check(self, protocol: Protocol) -> None:
-        decoding = dict(protocol.decoding)
-        strategy, temperature = decoding.pop("strategy", "sample"), decoding.pop("temperature", 1.0)
-        if strategy != "sample" or not temperature > 0 or decoding:
-            raise ConfigError(
-                f"bigram-mle samples ancestrally at a temperature; {protocol.label} asks for {protocol.decoding}",
-                'use [decoding] strategy = "sample" and a temperature above 0, nothing else',
-            )
+        protocol.decoding.ancestral(self.name)  # refuses every setting but a temperature
 
     def fit(self, data: np.ndarray, ctx: FitContext) -> None:
         vocab = ctx.vocab_size
@@ -51,7 +45,7 @@ class BigramMLE(Model):
         self.end = np.searchsorted(self.previous, np.arange(vocab), side="right")
 
     def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
-        power = 1.0 / ctx.decoding.get("temperature", 1.0)
+        power = 1.0 / ctx.decoding.ancestral(self.name)
         first = np.cumsum(self.first**power)
         bounds = np.concatenate([[0.0], np.cumsum(self.counts**power)])  # pair i owns [bounds[i], bounds[i + 1])
         rows = np.empty((n, ctx.length), dtype=np.int32)
