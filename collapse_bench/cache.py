@@ -1,7 +1,7 @@
 """The content-addressed artifact cache: finished steps are never computed twice.
 
 A *step* is one trained generation: its model, its synthetic rows and its training-set size. It
-is stored under the hash of everything that produced it (see :func:`collapse_bench.runner.step_key`):
+is stored under the hash of everything that produced it (see :meth:`collapse_bench.runner.Runner.step_key`):
 the data hashes, the protocol fields that shape training and sampling, the plugins' names,
 versions and parameters, the seed, the generation and, for g >= 1, the key of the step before
 it and the mixer. Scores are stored per step and metric, so adding a metric to a finished run
@@ -127,8 +127,8 @@ class Cache:
         samples: np.ndarray,
         train_rows: int,
         timings: dict[str, float],
-    ) -> CachedStep:
-        """Write a finished step atomically and return it as it will be read back."""
+    ) -> None:
+        """Write a finished step atomically (:meth:`load_step` reads it back)."""
         final = self._dir(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key[:12]}-"))
@@ -150,7 +150,6 @@ class Cache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return CachedStep(final, samples, train_rows, timings)
 
     def load_scores(self, key: str, metric_key: str) -> dict[str, Any] | None:
         """Scores of one metric for one step, or ``None``."""

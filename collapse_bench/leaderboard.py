@@ -1,7 +1,8 @@
 """Leaderboards: runs aggregated with pandas into one ranked markdown table per protocol.
 
 Rows of different protocols (name, major version) or of protocol variants (a changed field, seen
-in the fingerprint) are never pooled: each gets its own table.
+in the fingerprint) are never pooled: each gets its own table. Minor versions of one protocol
+that change no result-shaping field share a fingerprint, and so a table.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ ARROW = {"higher": "↑", "lower": "↓"}
 class Board:
     """One protocol's leaderboard: its heading facts and the ranked table."""
 
-    protocol: str  # name@version
+    protocol: str  # name@version, or name@1.0+1.1 when minor versions pool
     fingerprint: str
     description: str
     metric: str
@@ -104,7 +105,7 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
     curve_rows = done[done.metric == metric]
     curves = curve_rows.groupby(["model", "mixer", "generation"])["value"].agg(["mean", "std"]).reset_index()
     return Board(
-        protocol=f"{proto['name']}@{proto['version']}",
+        protocol=f"{proto['name']}@{'+'.join(sorted(df.protocol_version.unique()))}",
         fingerprint=manifest["fingerprint"],
         description=proto.get("description", ""),
         metric=metric,
@@ -118,14 +119,14 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
 
 
 def build(paths: list[Path | str]) -> list[Board]:
-    """One board per (protocol name, version, fingerprint) found among the runs under ``paths``."""
+    """One board per (protocol name, fingerprint) found among the runs under ``paths``."""
     df = load_results(paths)
     # A cell run twice (a rerun after a crash, say) counts once: its newest records are kept.
     key = ["fingerprint", "model", "mixer", "seed", "generation", "metric"]
     df = df.drop_duplicates(subset=key, keep="last")
     manifests = {m["run_id"]: m for m in (r.manifest() for r in find_runs(paths))}
     boards = []
-    for (_, _, _), group in df.groupby(["protocol", "protocol_version", "fingerprint"], sort=True):
+    for (_, _), group in df.groupby(["protocol", "fingerprint"], sort=True):
         boards.append(_board(group, manifests[group.run.iloc[0]]))
     return boards
 

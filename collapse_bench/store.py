@@ -107,9 +107,7 @@ class RunDir:
         An unfinished run of the same configuration is resumed: its records are rebuilt, the
         finished steps coming from the cache. Call it while holding :meth:`lock`.
         """
-        if not (self.path / self.MANIFEST).exists():
-            if retry:
-                raise UserError(f"{self.path} holds no run", "give the directory of an earlier run")
+        if not (self.path / self.MANIFEST).exists():  # a new run (``--retry-failed`` checked it exists)
             return False
         manifest = self.manifest()
         if manifest.get("config") != json.loads(json.dumps(dataclasses.asdict(config))):
