@@ -101,7 +101,7 @@ def build(cls: type, table: Mapping[str, Any], where: str, *, lenient: bool = Fa
     for key, f in fields.items():
         if key not in table:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{where} has no setting {key!r}", f"add `{key} = ...` (see docs/protocol.md)")
+                raise ConfigError(f"{where} has no field {key!r}", f"add `{key} = ...` (see docs/protocol.md)")
             continue
         subject = f"{where} [{key}]" if dataclasses.is_dataclass(hints[key]) else f"{where} setting {key!r}"
         value = convert(table[key], hints[key], subject, lenient=lenient)

@@ -58,7 +58,7 @@ def test_strict_mode_wants_the_toml_type_but_takes_an_int_for_a_float():
         ({"samples": 0}, "setting 'samples' is 0"),
         ({"generations": 1}, "2 or more"),
         ({"data": {"train_size": 8, "test_size": 8, "test_fraction": 1.5}}, "test_fraction"),
-        ({"data": {"train_size": 8}}, "[data] has no setting 'test_size'"),
+        ({"data": {"train_size": 8}}, "[data] has no field 'test_size'"),
         ({"leaderboard": {"by": "best"}}, "choose one of: drift, last"),
         ({"decoding": {"temprature": 0.5}}, "[decoding] has no setting 'temprature'"),
         ({"decoding": {"top_p": 1.5}}, "top_p"),

@@ -126,6 +126,21 @@ def test_lean_gpt2_decoder_computes_what_the_model_computes(real):
     torch.testing.assert_close(torch.stack(lean, dim=1), full, rtol=1e-4, atol=1e-4)
 
 
+def test_lean_decoder_falls_back_to_the_model_when_transformers_changes_underneath(real):
+    from collapse_bench.builtin.models import torch_support
+
+    model = fit(GptModel(**MICRO), real).module
+    model.config.scale_attn_weights = False  # honoured by transformers' attention, not by the lean path
+    ids = torch.as_tensor(real.test[:4, :10].astype(np.int64))
+    step = torch_support.decoder(model, None, 12)
+    with torch.inference_mode():
+        with pytest.warns(RuntimeWarning, match="lean GPT-2 decoder computes other logits"):
+            first = step(ids[:, :8])
+        steps = [first, step(ids[:, 8:9]), step(ids[:, 9:10])]
+        full = model(input_ids=ids).logits[:, 7:10]
+    torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=1e-4, atol=1e-4)
+
+
 def test_inverse_cdf_draws_follow_the_probabilities_and_skip_zeros():
     from collapse_bench.builtin.models.torch_support import _draw
 

@@ -10,8 +10,6 @@ unconditionally only: it has no positions to continue a whole training row with 
 from __future__ import annotations
 
 import copy
-import functools
-import inspect
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -123,35 +121,39 @@ class GptModel(TorchLM):
         return np.stack(rows).astype(np.int32)
 
 
-def sized(name: str, description: str, **defaults: Any) -> type[GptModel]:
-    """A registered size of :class:`GptModel`: the same parameters, other defaults.
+class GptTiny(GptModel):
+    """GPT-2 of about 1M parameters (2 layers, 128 wide), trained from scratch."""
 
-    The subclass's ``__init__`` carries a signature with the new defaults, which is what the
-    SPEC machinery (``collapse_bench.specs``) reads, so ``collapse-bench list`` shows them.
-    """
-    base_init = GptModel.__init__
-    signature = inspect.signature(base_init)
-    unknown = set(defaults) - set(signature.parameters)
-    if unknown:
-        raise TypeError(f"GptModel has no parameters {sorted(unknown)}")
+    name = "gpt-tiny"
 
-    @functools.wraps(base_init)
-    def __init__(self: GptModel, **params: Any) -> None:
-        base_init(self, **{**defaults, **params})
-
-    __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[p.replace(default=defaults.get(p.name, p.default)) for p in signature.parameters.values()]
-    )
-    return type(
-        name.replace("-", "_").title().replace("_", ""),
-        (GptModel,),
-        {"name": name, "description": description, "__init__": __init__, "__module__": __name__},
-    )
+    def __init__(
+        self,
+        *,
+        arch: Literal["gpt2", "llama"] = "gpt2",
+        layers: int = 2,
+        width: int = 128,
+        heads: int = 4,
+        inner: int = 0,
+        dropout: float = 0.0,
+        init: Literal["scratch", "previous", "base"] = "scratch",
+    ) -> None:
+        super().__init__(arch=arch, layers=layers, width=width, heads=heads, inner=inner, dropout=dropout, init=init)
 
 
-GptTiny = sized(
-    "gpt-tiny", "GPT-2 of about 1M parameters (2 layers, 128 wide), trained from scratch.", layers=2, width=128
-)
-GptSmall = sized(
-    "gpt-small", "GPT-2 of about 6M parameters (6 layers, 256 wide), trained from scratch.", layers=6, width=256
-)
+class GptSmall(GptModel):
+    """GPT-2 of about 6M parameters (6 layers, 256 wide), trained from scratch."""
+
+    name = "gpt-small"
+
+    def __init__(
+        self,
+        *,
+        arch: Literal["gpt2", "llama"] = "gpt2",
+        layers: int = 6,
+        width: int = 256,
+        heads: int = 4,
+        inner: int = 0,
+        dropout: float = 0.0,
+        init: Literal["scratch", "previous", "base"] = "scratch",
+    ) -> None:
+        super().__init__(arch=arch, layers=layers, width=width, heads=heads, inner=inner, dropout=dropout, init=init)
