@@ -37,7 +37,7 @@ from collapse_bench.builtin.models import torch_support
 from collapse_bench.builtin.models.gpt import GptModel
 from collapse_bench.builtin.models.torch_lm import Training
 from collapse_bench.data import prepare
-from collapse_bench.protocol import resolve_protocol
+from collapse_bench.plugins import get_registry
 
 BATCH = 32
 SAMPLE_BATCH = 32
@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
 
-    real = prepare(Shakespeare(), resolve_protocol("quick"))
+    real = prepare(Shakespeare(), get_registry().protocol("quick"))
     vocab, length = real.vocab_size, real.train.shape[1]
     model = GptModel()
     model.module = fresh_model(vocab, length)
