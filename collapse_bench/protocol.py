@@ -87,8 +87,8 @@ class Protocol:
 
     @property
     def variant(self) -> list[str]:
-        """The fields command-line overrides changed, the seeds aside: a variant has its own fingerprint."""
-        return [key for key in self.overrides if key != "seeds"]
+        """The result-shaping fields command-line overrides changed: a variant has its own fingerprint."""
+        return [key for key in self.overrides if key.split(".")[0] in RESULT_SHAPING]
 
     @property
     def label(self) -> str:
@@ -128,8 +128,7 @@ class Protocol:
 def parse_protocol(table: dict[str, Any], source: str, sets: Sequence[str] = ()) -> Protocol:
     """Validate a protocol table read from TOML (with ``--set FIELD=VALUE`` overrides) into a :class:`Protocol`."""
     where = f"protocol {source!r}"
-    table, overrides = apply_sets(table, sets)
-    table = dict(table)
+    table, overrides = apply_sets(table, sets)  # a copy
     defaults = convert(table.pop("defaults", {}), Defaults, f"{where} [defaults]", lenient=False)
     fixed = {"models": defaults.models, "mixers": defaults.mixers, "source": source, "overrides": overrides}
     return build(Protocol, table, where, fixed=fixed)
