@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from collapse_bench.builtin.models.decoding import Decoding
 
 from collapse_bench.builtin.datasets import Shakespeare
 from collapse_bench.builtin.models import torch_support
 from collapse_bench.builtin.models.gpt import GptModel
 from collapse_bench.builtin.models.torch_lm import Training
 from collapse_bench.data import prepare
+from collapse_bench.decoding import Decoding
 from collapse_bench.plugins import get_registry
 
 BATCH = 32

@@ -305,4 +305,3 @@ class Metric(Component):
         or the component that produced it, rather than returning NaN or letting a
         ``ZeroDivisionError`` or ``IndexError`` escape.
         """
-

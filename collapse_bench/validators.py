@@ -21,8 +21,7 @@ import numpy as np
 from collapse_bench.errors import PluginError
 
 if TYPE_CHECKING:
-    from collapse_bench.components import Model
-    from collapse_bench.data import RealData
+    from collapse_bench.components import Model, RealData
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from collapse_bench.builtin.models.ngram import NgramModel
 from collapse_bench.cache import Cache
 from collapse_bench.data import RealData
 from collapse_bench.plugins import get_registry
-from collapse_bench.protocol import resolve_protocol
 from collapse_bench.runner import load_data, make_plan
 from collapse_bench.testing import run_protocol
 
@@ -36,7 +35,7 @@ def run(tmp_path: Path, protocol: str, models: list[str], **overrides) -> tuple[
     """Run ``protocol`` under ``replace`` through the harness; its real data, records and cache."""
     out = tmp_path / protocol
     run_protocol(out, protocol, models, ["replace"], **overrides)
-    plan = make_plan(get_registry(), resolve_protocol(protocol).override(**overrides), models, ["replace"], [])
+    plan = make_plan(get_registry(), get_registry().protocol(protocol).override(**overrides), models, ["replace"], [])
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     return load_data(plan), records, Cache(out / "cache")
 
