@@ -103,7 +103,8 @@ class RealData:
     #: The run's byte-level BPE tokenizer (text), fitted on the training documents.
     tokenizer: Tokenizer | None = None
     #: Characters of the test rows (text), the denominator of bits per character: counted on the
-    #: bytes of the test stream as a whole (see :func:`collapse_bench.data.count_chars`), never on rows decoded one by one.
+    #: bytes of the test stream as a whole (see :func:`collapse_bench.data.count_chars`), never on
+    #: rows decoded one by one.
     test_chars: int | None = None
     hashes: dict[str, str] = field(default_factory=dict)
     #: What the dataset says it read (``Dataset.describe()``), for the manifest.

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from collapse_bench.builtin.models.decoding import Decoding
+from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
 
 torch = pytest.importorskip("torch")

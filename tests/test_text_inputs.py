@@ -15,7 +15,7 @@ import pytest
 from collapse_bench.builtin.datasets import Shakespeare, TextFiles
 from collapse_bench.data import MAX_WORD_BYTES, count_chars, fit_tokenizer, prepare, token_bytes
 from collapse_bench.errors import ConfigError, DataError
-from collapse_bench.protocol import resolve_protocol
+from collapse_bench.plugins import get_registry
 
 #: Paragraphs of the Roman plays: enough text for the smoke protocol's split.
 ROMAN = Shakespeare(genres="roman").load()
@@ -46,14 +46,14 @@ def test_hidden_and_system_files_are_skipped_and_reported(tmp_path):
 def test_the_manifest_and_log_say_what_was_read_and_warn_of_duplicates_across_the_split(tmp_path):
     (tmp_path / "a.txt").write_text(corpus(ROMAN))
     (tmp_path / "copy.txt").write_text(corpus(ROMAN))  # a visible copy is data: read, but warned about
-    real = prepare(TextFiles(path=str(tmp_path)), resolve_protocol("smoke"))
+    real = prepare(TextFiles(path=str(tmp_path)), get_registry().protocol("smoke"))
     source = real.describe()["source"]
     assert source["files_read"] == 2 and source["bytes_read"] == 2 * len(corpus(ROMAN).encode())
     n_test = round(0.1 * 2 * len(ROMAN))
     # every test paragraph has a twin; all but those whose twin is also in test are in training
     assert 0.8 * n_test < source["duplicate_test_documents"] <= n_test
     assert any(f"{source['duplicate_test_documents']} of {n_test} test documents" in n for n in real.notes)
-    clean = prepare(TextFiles(path=str(tmp_path / "a.txt")), resolve_protocol("smoke"))
+    clean = prepare(TextFiles(path=str(tmp_path / "a.txt")), get_registry().protocol("smoke"))
     assert "duplicate_test_documents" not in clean.describe()["source"]
 
 
@@ -95,7 +95,7 @@ def test_a_latin1_copy_gives_exactly_the_numbers_of_its_utf8_copy(tmp_path):
     text = corpus(ROMAN).replace("Caesar", "César")  # accented letters the two encodings store differently
     (tmp_path / "utf8.txt").write_bytes(text.encode())
     (tmp_path / "latin1.txt").write_bytes(text.encode("latin-1"))
-    protocol = resolve_protocol("smoke")
+    protocol = get_registry().protocol("smoke")
     a = prepare(TextFiles(path=str(tmp_path / "utf8.txt")), protocol)
     b = prepare(TextFiles(path=str(tmp_path / "latin1.txt"), encoding="latin-1"), protocol)
     assert a.hashes == b.hashes and a.test_chars == b.test_chars
@@ -158,21 +158,21 @@ def test_one_long_line_is_cut_into_chunks(tmp_path):
     words = " ".join(f"word{i}" for i in range(40_000))  # one line, about 340 KB
     (tmp_path / "one.txt").write_text(words)
     with pytest.raises(DataError, match=r"single document .* sample_by=chunk"):
-        prepare(TextFiles(path=str(tmp_path / "one.txt")), resolve_protocol("smoke"))
+        prepare(TextFiles(path=str(tmp_path / "one.txt")), get_registry().protocol("smoke"))
     docs = TextFiles(path=str(tmp_path / "one.txt"), sample_by="chunk", chunk_chars=1000).load()
     assert all(len(d) <= 1000 for d in docs) and " ".join(docs) == words  # cut between words only
     cjk = "漢字仮名交じり文" * 500
     (tmp_path / "cjk.txt").write_text(cjk)
     pieces = TextFiles(path=str(tmp_path / "cjk.txt"), sample_by="chunk", chunk_chars=300).load()
     assert [len(p) for p in pieces] == [300] * 13 + [100] and "".join(pieces) == cjk
-    real = prepare(TextFiles(path=str(tmp_path / "one.txt"), sample_by="chunk"), resolve_protocol("smoke"))
+    real = prepare(TextFiles(path=str(tmp_path / "one.txt"), sample_by="chunk"), get_registry().protocol("smoke"))
     assert len(real.train) == 256
 
 
 def test_data_preparation_reports_its_steps(tmp_path):
     (tmp_path / "a.txt").write_text(corpus(ROMAN))
     steps: list[str] = []
-    prepare(TextFiles(path=str(tmp_path / "a.txt")), resolve_protocol("smoke"), steps.append)
+    prepare(TextFiles(path=str(tmp_path / "a.txt")), get_registry().protocol("smoke"), steps.append)
     n_train = len(ROMAN) - round(0.1 * len(ROMAN))
     assert steps[0] == "loading dataset 'text-files'"
     assert steps[1].startswith(f"fitting the tokenizer on {n_train:,} documents")
@@ -197,7 +197,7 @@ def _mixed(rng: np.random.Generator, n: int) -> list[str]:
 def test_character_counts_come_from_the_bytes_of_the_stream(tmp_path):
     paragraphs = _mixed(np.random.default_rng(0), 900)
     (tmp_path / "mixed.txt").write_text(corpus(paragraphs))
-    real = prepare(TextFiles(path=str(tmp_path / "mixed.txt")), resolve_protocol("smoke"))
+    real = prepare(TextFiles(path=str(tmp_path / "mixed.txt")), get_registry().protocol("smoke"))
     table = token_bytes(real.tokenizer)
     for doc in paragraphs[:50]:  # the byte table reproduces every document exactly
         assert b"".join(table[i] for i in real.tokenizer.encode(doc).ids) == doc.encode()

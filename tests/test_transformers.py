@@ -291,7 +291,7 @@ def test_hf_scores_the_exact_bytes_of_rows_that_cut_characters(checkpoint, tmp_p
     alphabet = [chr(c) for c in range(0x4E00, 0x4E00 + 300)] + ["😀", "e\u0301", " ", " ", "。"]
     paragraphs = ["".join(rng.choice(alphabet, size=120)) for _ in range(900)]
     (tmp_path / "cjk.txt").write_text("\n\n".join(paragraphs))
-    cjk = prepare(TextFiles(path=str(tmp_path / "cjk.txt")), resolve_protocol("smoke"))
+    cjk = prepare(TextFiles(path=str(tmp_path / "cjk.txt")), get_registry().protocol("smoke"))
     model = fit(HfModel(path=str(checkpoint)), cjk, training={"steps": 0})
     rows = cjk.test[:16]
     nll = model.nll(rows)
