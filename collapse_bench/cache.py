@@ -37,15 +37,49 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
+from collapse_bench.errors import UserError, writing
 from collapse_bench.store import write_atomic
+
+
+def home() -> Path | None:
+    """The user's home directory, or ``None`` where there is none (``HOME`` unset and no passwd entry)."""
+    try:
+        return Path.home()
+    except (RuntimeError, KeyError):
+        return None
+
+
+def homeless_root() -> Path:
+    """The cache of a user without a home directory: a folder of their own in the temporary directory."""
+    return Path(tempfile.gettempdir()) / f"collapse-bench-cache-{os.getuid()}"
 
 
 def default_root() -> Path:
     """Where the cache lives unless ``--cache`` says otherwise."""
     if os.environ.get("COLLAPSE_BENCH_CACHE"):
         return Path(os.environ["COLLAPSE_BENCH_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "collapse-bench"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "collapse-bench"
+    user_home = home()
+    return user_home / ".cache" / "collapse-bench" if user_home else homeless_root()
+
+
+def adopt_homeless_defaults() -> str | None:
+    """Without a home directory, keep every library's cache beside ours; return a note saying where.
+
+    Libraries that expand ``~`` (Hugging Face ``datasets`` among them) would otherwise create a
+    folder literally named ``~`` in the working directory. Call it before they are imported.
+    """
+    if home() is not None or os.environ.get("XDG_CACHE_HOME"):
+        return None
+    root = default_root()
+    os.environ.setdefault("HF_HOME", str(homeless_root() / "huggingface"))
+    if os.environ.get("COLLAPSE_BENCH_CACHE"):
+        return None
+    return (
+        f"no home directory (HOME is unset and the user has no passwd entry): caching in {root} "
+        "(set COLLAPSE_BENCH_CACHE to choose the folder)"
+    )
 
 
 def digest(obj: Any) -> str:
@@ -97,7 +131,8 @@ class Cache:
         process holds one at a time, so sharing can delay but never deadlock.
         """
         path = self.root / "locks" / f"{key[:2]}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with writing("cache folder", self.root):
+            path.parent.mkdir(parents=True, exist_ok=True)
         return FileLock(str(path))
 
     def load_step(self, key: str) -> CachedStep | None:
@@ -129,6 +164,18 @@ class Cache:
         timings: dict[str, float],
     ) -> None:
         """Write a finished step atomically (:meth:`load_step` reads it back)."""
+        with writing("cache folder", self.root):
+            self._store_step(key, inputs, save_model, samples, train_rows, timings)
+
+    def _store_step(
+        self,
+        key: str,
+        inputs: dict[str, Any],
+        save_model: Callable[[Path], None],
+        samples: np.ndarray,
+        train_rows: int,
+        timings: dict[str, float],
+    ) -> None:
         final = self._dir(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key[:12]}-"))
@@ -166,8 +213,9 @@ class Cache:
     def store_scores(self, key: str, metric_key: str, record: dict[str, Any]) -> None:
         """Keep one metric's scores for one step."""
         folder = self._dir(key) / "scores"
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / f"{metric_key}.json", json.dumps(record, sort_keys=True), durable=False)
+        with writing("cache folder", self.root):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(folder / f"{metric_key}.json", json.dumps(record, sort_keys=True), durable=False)
 
     def entries(self) -> list[Path]:
         """Every stored step directory."""
@@ -182,14 +230,26 @@ class Cache:
         """Remove steps unused for ``older_than_days`` (all if ``None``); return (steps, bytes) removed."""
         cutoff = None if older_than_days is None else time.time() - older_than_days * 86400
         removed = freed = 0
+        errors: list[OSError] = []
         for path in self.entries():
             meta = path / "meta.json"
             if cutoff is not None and meta.exists() and meta.stat().st_mtime >= cutoff:
                 continue
-            freed += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-            shutil.rmtree(path, ignore_errors=True)
+            size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            try:
+                shutil.rmtree(path)
+            except OSError as exc:  # kept, wholly or partly: not counted as removed
+                errors.append(exc)
+                continue
+            freed += size
             removed += 1
         for stale in (self.root / "steps").glob("*/.*"):  # temporary directories of killed writers
             if stale.stat().st_mtime < time.time() - 3600:
                 shutil.rmtree(stale, ignore_errors=True)
+        if errors:
+            raise UserError(
+                f"could not remove cached steps from {self.root}: {errors[0].strerror} ({errors[0].filename}); "
+                f"{removed} step(s) removed, {freed / 2**20:.1f} MiB freed",
+                "make the cache writable for this user (or prune as its owner), then prune again",
+            )
         return removed, freed

@@ -5,9 +5,13 @@ Every error a user can cause ends in one line on stderr (cause and fix) and exit
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,8 +51,24 @@ class Group(click.Group):
 def cli(plugins_dirs: tuple[Path, ...]) -> None:
     """Benchmark model collapse: train, sample, retrain on samples, measure every generation."""
     from collapse_bench import plugins
+    from collapse_bench.cache import adopt_homeless_defaults
 
     plugins.PLUGIN_DIRS[:] = list(plugins_dirs)
+    warnings.showwarning = _show_warning
+    note = adopt_homeless_defaults()
+    if note:
+        click.echo(f"collapse-bench: {note}", err=True)
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings (a damaged run skipped, say) as one plain line; others as Python shows them."""
+    if category.__module__.startswith("collapse_bench"):
+        click.echo(f"collapse-bench: warning: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 #: Free space below which a run is refused before it starts.
@@ -128,10 +148,20 @@ def run(
     cache, so the same command run again, after a crash or with more seeds or metrics,
     recomputes nothing it already has.
     """
+    from collapse_bench.interrupts import stop_signals_interrupt
+
+    with stop_signals_interrupt():
+        _run(
+            protocol, models, mixers, metrics, dataset, seeds, generations, out, run_id, retry_failed, cache_dir, quiet
+        )
+
+
+def _run(protocol, models, mixers, metrics, dataset, seeds, generations, out, run_id, retry_failed, cache_dir, quiet):
     from rich.console import Console
 
     from collapse_bench import report
     from collapse_bench.cache import Cache
+    from collapse_bench.errors import writing
     from collapse_bench.plugins import get_registry
     from collapse_bench.runner import RunConfig, load_data, manifest
     from collapse_bench.store import RunDir
@@ -165,14 +195,15 @@ def run(
         resumed = rundir.open(config, retry=bool(retry_failed))
         rundir.write_manifest(manifest(plan, config, rundir.path.name, sys.argv))
         if real.tokenizer is not None:
-            real.tokenizer.save(str(rundir.path / RunDir.TOKENIZER))
+            with writing("run directory", rundir.path):
+                real.tokenizer.save(str(rundir.path / RunDir.TOKENIZER))
         (notes if resumed else console).print(
             f"[bold]{plan.protocol.label}[/] on {plan.dataset.label}: {len(real.train)} train rows, "
             f"{len(real.test)} test rows; {len(plan.models)} model(s) x {len(plan.mixers)} mixer(s) x "
             f"{len(plan.seeds)} seed(s), {plan.protocol.generations} generations -> {rundir.path}"
             + (" (resumed)" if resumed else "")
         )
-        runner = _execute(plan, rundir, cache, console)
+        runner = _execute(plan, rundir, cache, console, notes)
     notes.print(
         f"steps reused from the cache ({cache.root}): {runner.reused}; computed: {runner.computed}", highlight=False
     )
@@ -192,10 +223,15 @@ def run(
         )
 
 
-def _execute(plan, rundir, cache, console):
-    """Run the plan with progress; stamp the manifest with how it ended."""
+def _execute(plan, rundir, cache, console, notes):
+    """Run the plan with progress; stamp the manifest with how it ended.
+
+    A run stopped by Ctrl-C, SIGTERM or SIGHUP, or by a full disk, is stamped ``interrupted``
+    (with the error, for a full disk); the same command resumes it.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from collapse_bench.errors import DiskFullError
     from collapse_bench.runner import Runner, finish
 
     progress = Progress(
@@ -211,11 +247,16 @@ def _execute(plan, rundir, cache, console):
             console.print(text, highlight=False)
 
     runner = Runner(plan, rundir, cache, on_step)
+    resume = f"the same command resumes {rundir.path}; finished steps are kept"
     try:
-        with progress:
+        with rundir.reserve(), progress:  # leaving it frees room to stamp the manifest on a full disk
             failures = runner.execute()
-    except KeyboardInterrupt:
-        finish(rundir, "interrupted")
+    except DiskFullError as exc:
+        finish(rundir, "interrupted", error=exc.cause)
+        raise
+    except KeyboardInterrupt as exc:
+        finish(rundir, "interrupted", error=f"stopped by {exc.args[0] if exc.args else 'SIGINT'}")
+        notes.print(f"interrupted: {resume}", highlight=False)
         raise
     finish(rundir, "failed" if failures else "complete")
     return runner
@@ -340,11 +381,18 @@ def protocol_show(name: str, sets: tuple[str, ...]) -> None:
 def show(rundir: Path, samples: bool, generation: int | None) -> None:
     """Summarize a run: headline metrics by generation, timings, and optionally its samples."""
     from collapse_bench import report
+    from collapse_bench.results import damage, damaged
     from collapse_bench.store import RunDir
 
     run_ = RunDir(rundir)
+    if not (rundir / RunDir.MANIFEST).is_file():
+        raise UserError(f"{str(rundir)!r} holds no run (no {RunDir.MANIFEST})", "give a run directory, e.g. runs/<id>")
+    problem = damage(run_)
+    if problem:
+        raise damaged(run_, problem)
     m = run_.manifest()
-    click.echo(f"{m['run_id']}: {m['protocol']['name']}@{m['protocol']['version']}, status {m['status']}")
+    status = m.get("status", "unknown") + (f" ({m['error']})" if m.get("error") else "")
+    click.echo(f"{m['run_id']}: {m['protocol']['name']}@{m['protocol']['version']}, status {status}")
     click.echo(report.summary(run_))
     click.echo("\nseconds by activity\n" + report.timings(run_).round(2).to_string())
     if samples:
@@ -356,34 +404,48 @@ def show(rundir: Path, samples: bool, generation: int | None) -> None:
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write markdown (and PNG plots beside it)."
 )
-def leaderboard(paths: tuple[Path, ...], out: Path | None) -> None:
+@click.option("--strict", is_flag=True, help="A damaged run is an error instead of being skipped with a warning.")
+def leaderboard(paths: tuple[Path, ...], out: Path | None, strict: bool) -> None:
     """Aggregate runs into ranked markdown tables, one per protocol."""
     from collapse_bench import leaderboard as lb
 
-    boards = lb.build(list(paths))
+    boards = lb.build(list(paths), strict)
     plots: dict[str, str] = {}
     if out:
         from collapse_bench.plots import plot_board
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        for b in boards:
-            png = out.with_name(f"{out.stem}-{b.protocol.replace('@', '-')}-{b.fingerprint}.png")
-            plots[b.fingerprint] = plot_board(b, png).name
-    text = lb.to_markdown(boards, plots)
-    if out:
-        out.write_text(text, encoding="utf-8")
+        with _writing_out(out):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            for b in boards:
+                png = out.with_name(f"{out.stem}-{b.protocol.replace('@', '-')}-{b.fingerprint}.png")
+                plots[b.fingerprint] = plot_board(b, png).name
+            out.write_text(lb.to_markdown(boards, plots), encoding="utf-8")
         click.echo(f"wrote {out} ({len(boards)} table(s), {len(plots)} plot(s))")
     else:
-        click.echo(text)
+        click.echo(lb.to_markdown(boards, plots))
+
+
+@contextmanager
+def _writing_out(out: Path) -> Iterator[None]:
+    """Turn a failed write of ``leaderboard --out`` (read-only, full, a file in the way) into one clear line."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(
+            f"cannot write {str(out)!r}: {exc.strerror} ({exc.filename})", "choose a writable --out path"
+        ) from None
 
 
 def main() -> None:
     """Console-script entry point: click's own usage errors get the same one-line form as ours."""
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("collapse-bench: interrupted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        from collapse_bench.interrupts import exit_code
+
+        code = exit_code(exc)
+        click.echo(f"collapse-bench: interrupted ({signal.Signals(code - 128).name})", err=True)
+        sys.exit(code)
     except click.ClickException as exc:
         command = (
             f" {exc.ctx.command_path.split(' ', 1)[1]}"

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from collapse_bench.results import find_runs, load_results
+from collapse_bench.results import find_runs, results_of
 
 #: Values shown beside the ranking metric when a run has them, in this order.
 COLUMNS = (
@@ -118,13 +118,17 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
     )
 
 
-def build(paths: list[Path | str]) -> list[Board]:
-    """One board per (protocol name, fingerprint) found among the runs under ``paths``."""
-    df = load_results(paths)
+def build(paths: list[Path | str], strict: bool = False) -> list[Board]:
+    """One board per (protocol name, fingerprint) found among the runs under ``paths``.
+
+    Damaged runs are skipped with a warning (an error with ``strict=True``), see :func:`find_runs`.
+    """
+    runs = find_runs(paths, strict)
+    df = results_of(runs)
     # A cell run twice (a rerun after a crash, say) counts once: its newest records are kept.
     key = ["fingerprint", "model", "mixer", "seed", "generation", "metric"]
     df = df.drop_duplicates(subset=key, keep="last")
-    manifests = {m["run_id"]: m for m in (r.manifest() for r in find_runs(paths))}
+    manifests = {m["run_id"]: m for m in (r.manifest() for r in runs)}
     boards = []
     for (_, _), group in df.groupby(["protocol", "fingerprint"], sort=True):
         boards.append(_board(group, manifests[group.run.iloc[0]]))

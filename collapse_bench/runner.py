@@ -28,7 +28,7 @@ from collapse_bench import validators
 from collapse_bench.cache import Cache, digest
 from collapse_bench.components import FitContext, Metric, MetricContext, MixContext, Model, SampleContext
 from collapse_bench.data import RealData, prepare
-from collapse_bench.errors import ComponentError, ConfigError, UserError
+from collapse_bench.errors import ComponentError, ConfigError, DiskFullError, UserError
 from collapse_bench.plugins import Registered, Registry
 from collapse_bench.protocol import Protocol
 from collapse_bench.specs import Spec, declared_params, resolve_params
@@ -275,12 +275,16 @@ class Runner:
                 try:
                     base = self._step(model, None, seed, 0, None, lambda: self.real.train, None, None)
                     base_scores = self._scores(model, base, base, 0, seed)
+                except DiskFullError:
+                    raise  # not the cell's fault: every later write would fail too
                 except Exception as exc:
                     failures += [self._fail(model, mixer, seed, exc) for mixer in self.plan.mixers]
                     continue
                 for mixer in self.plan.mixers:
                     try:
                         self._chain(model, mixer, seed, base, base_scores)
+                    except DiskFullError:
+                        raise
                     except Exception as exc:
                         failures.append(self._fail(model, mixer, seed, exc))
         return failures

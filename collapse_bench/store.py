@@ -23,7 +23,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from collapse_bench.errors import UserError
+from collapse_bench.errors import UserError, writing
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -75,6 +75,9 @@ class RunDir:
     SAMPLES = "samples.jsonl"
     FAILURES = "failures.jsonl"
     TOKENIZER = "tokenizer.json"
+    RESERVE = ".reserve"
+    #: Space held while a run writes: several times a manifest's size.
+    RESERVE_BYTES = 256 * 2**10
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -135,12 +138,48 @@ class RunDir:
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Replace the manifest atomically."""
-        write_atomic(self.path / self.MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        with writing("run directory", self.path):
+            write_atomic(self.path / self.MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
     def append(self, name: str, obj: dict[str, Any]) -> None:
-        """Append one JSON line and flush it to the OS, so a killed process loses nothing finished."""
-        with (self.path / name).open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(obj, sort_keys=True) + "\n")
+        """Append one JSON line and hand it to the OS, so a killed process loses nothing finished.
+
+        A line that cannot be written whole (a full disk) is cut off again, so the file never
+        holds a torn line that a later append would bury in the middle.
+        """
+        data = (json.dumps(obj, sort_keys=True) + "\n").encode("utf-8")
+        with writing("run directory", self.path):
+            fd = os.open(self.path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                start = os.fstat(fd).st_size
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                except BaseException:
+                    os.ftruncate(fd, start)
+                    raise
+            finally:
+                os.close(fd)
+
+    @contextmanager
+    def reserve(self) -> Iterator[None]:
+        """Hold some disk space while the run writes, so its manifest can still be stamped on a full disk.
+
+        The space is given back by :meth:`release` (call it before stamping the manifest after a
+        failed write) and when the block ends.
+        """
+        path = self.path / self.RESERVE
+        try:
+            with writing("run directory", self.path):
+                path.write_bytes(b"\0" * self.RESERVE_BYTES)
+            yield
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give back the space held by :meth:`reserve`."""
+        (self.path / self.RESERVE).unlink(missing_ok=True)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every (cell, generation) record written so far."""
