@@ -99,6 +99,17 @@ def _writable(folder: Path, what: str) -> None:
         )
 
 
+def _plain_name(run_id: str | None) -> None:
+    """Refuse a ``--run-id`` that is not a plain name: the run must land inside ``--out``."""
+    if run_id is None:
+        return
+    if not run_id.strip() or run_id in (".", "..") or any(c in run_id for c in "/\\\0") or run_id.startswith("."):
+        raise UserError(
+            f"--run-id {run_id!r} is not a plain name",
+            "give a name without slashes or a leading dot (e.g. --run-id trial-1); choose the folder with --out",
+        )
+
+
 @cli.command()
 @click.option("--protocol", "-p", default="quick", show_default=True, help="Protocol name or path to a .toml file.")
 @click.option("--model", "models", multiple=True, metavar="SPEC", help="Model SPEC, e.g. ngram:order=4 (repeatable).")
@@ -159,7 +170,7 @@ def run(
 def _run(protocol, models, mixers, metrics, dataset, seeds, generations, out, run_id, retry_failed, cache_dir, quiet):
     from rich.console import Console
 
-    from collapse_bench import report
+    from collapse_bench import budget, report
     from collapse_bench.cache import Cache
     from collapse_bench.errors import writing
     from collapse_bench.plugins import get_registry
@@ -170,6 +181,18 @@ def _run(protocol, models, mixers, metrics, dataset, seeds, generations, out, ru
     notes = Console(stderr=True, soft_wrap=True)  # warnings and what was reused show even with --quiet
     started = time.perf_counter()
     if retry_failed:
+        ctx = click.get_current_context()
+        extra = [
+            p.opts[0]
+            for p in ctx.command.params
+            if p.name not in ("retry_failed", "cache_dir", "quiet")
+            and ctx.get_parameter_source(p.name) is not click.core.ParameterSource.DEFAULT
+        ]
+        if extra:
+            raise UserError(
+                f"--retry-failed reruns a run exactly as it was configured; {', '.join(extra)} would change it",
+                "drop those flags, or start a new run with them (finished steps come from the cache)",
+            )
         rundir = RunDir(retry_failed)
         if not (rundir.path / RunDir.MANIFEST).is_file():
             raise UserError(
@@ -184,6 +207,7 @@ def _run(protocol, models, mixers, metrics, dataset, seeds, generations, out, ru
     cache = Cache(cache_dir, log=lambda msg: notes.print(f"[yellow]{msg}[/]", highlight=False))
     if not retry_failed:
         _writable(out, "output folder")
+        _plain_name(run_id)
         run_id = run_id or f"{plan.protocol.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
         rundir = RunDir(out / run_id)
     _writable(cache.root, "cache folder")
@@ -191,6 +215,7 @@ def _run(protocol, models, mixers, metrics, dataset, seeds, generations, out, ru
         real = load_data(plan, lambda step: status.update(f"{step} ({plan.dataset.label})"))
     for note in real.notes:
         notes.print(note, highlight=False, markup=False)
+    budget.check(plan, real, cache.root)
     with rundir.lock():
         resumed = rundir.open(config, retry=bool(retry_failed))
         rundir.write_manifest(manifest(plan, config, rundir.path.name, sys.argv))

@@ -36,7 +36,7 @@ class DataSettings:
     block_tokens: int = _positive(64)
     vocab_size: int = _positive(4096)
     test_fraction: float = setting(0.1, check=lambda v: 0 < v < 1, allowed="between 0 and 1")
-    split_seed: int = 0
+    split_seed: int = setting(0, check=lambda v: v >= 0, allowed="0 or more")
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,16 @@ def load_protocol_file(path: Path, sets: Sequence[str] = ()) -> Protocol:
     except FileNotFoundError:
         raise ConfigError(
             f"protocol file {str(path)!r} does not exist", "give a registered protocol name or an existing .toml path"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"protocol file {str(path)!r} is a folder", "give the path of a protocol .toml file inside it"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read protocol file {str(path)!r}: {exc.strerror}", "check the path") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"protocol file {str(path)!r} is not UTF-8 text (a binary file?)", "give a protocol .toml file"
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"protocol file {str(path)!r} is not valid TOML: {exc}", "fix the TOML syntax") from None

@@ -77,7 +77,7 @@ class RunDir:
     TOKENIZER = "tokenizer.json"
     RESERVE = ".reserve"
     #: Space held while a run writes: several times a manifest's size.
-    RESERVE_BYTES = 256 * 2**10
+    RESERVE_BYTES = 64 * 2**10
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -171,8 +171,10 @@ class RunDir:
         """
         path = self.path / self.RESERVE
         try:
-            with writing("run directory", self.path):
+            try:
                 path.write_bytes(b"\0" * self.RESERVE_BYTES)
+            except OSError:  # no room even for this: the run's first write will say so
+                self.release()
             yield
         finally:
             self.release()
