@@ -8,7 +8,8 @@ it and the mixer. Scores are stored per step and metric, so adding a metric to a
 computes only that metric.
 
 Layout under the cache root (``$COLLAPSE_BENCH_CACHE``, else ``$XDG_CACHE_HOME/collapse-bench``,
-else ``~/.cache/collapse-bench``)::
+else ``~/.cache/collapse-bench``, else, without a home directory, ``collapse-bench-cache-<uid>``
+in the temporary directory)::
 
     steps/<k[:2]>/<key>/meta.json       what produced it, timings, SHA-256 of every file
     steps/<k[:2]>/<key>/samples.npy     S_g

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from collapse_bench.errors import UserError
+from collapse_bench.errors import ComponentError, UserError
 from collapse_bench.hookspecs import KINDS
 
 
@@ -36,6 +36,8 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
+            if isinstance(exc, ComponentError):  # raised before any cell ran: no failures.jsonl holds it
+                exc.fix = f"{exc.fix}; the traceback is in {exc.save_traceback()}"
             _fail(exc)
 
 

@@ -42,8 +42,17 @@ class ComponentError(PluginError):
         self.traceback = "".join(traceback.format_exception(exc))
         super().__init__(
             f"{who} raised {type(exc).__name__}: {exc} (in {action})",
-            "fix or report the plugin; the traceback is in the run's failures.jsonl and finished generations are kept",
+            "fix or report the plugin; finished generations are kept",
         )
+
+    def save_traceback(self) -> Path:
+        """Write the traceback to a file of its own, for an error that no run's failures.jsonl records."""
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix="collapse-bench-traceback-", suffix=".txt")
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(self.traceback)
+        return Path(name)
 
 
 #: ``errno`` values that mean "no room left to write", whatever the cause: a full disk, an

@@ -114,6 +114,12 @@ def find_runs(paths: Path | str | list[Path | str], strict: bool = False) -> lis
             raise damaged(run, problem)
         else:
             warnings.warn(f"skipped: {damaged(run, problem)}", DamagedRunWarning, stacklevel=2)
+    if not runs:
+        raise UserError(
+            f"every run found under {', '.join(map(str, [paths] if isinstance(paths, str | Path) else paths))} "
+            "is damaged (see the warnings above)",
+            "rerun those runs' commands with new --run-ids",
+        )
     return sorted(runs, key=lambda r: r.manifest().get("started", ""))
 
 

@@ -147,7 +147,29 @@ def template(tmp_path_factory) -> Path:
     (tmp / "binary.toml").write_bytes(bytes(range(256)) * 4)
     (tmp / "utf16.toml").write_bytes(SMOKE.encode("utf-16"))
     (tmp / "empty").mkdir()
+    (tmp / "plugs").mkdir()
+    (tmp / "plugs" / "broken.py").write_text(BROKEN)
     return tmp
+
+
+BROKEN = """
+from collapse_bench import Dataset, hookimpl
+
+
+class Broken(Dataset):
+    \"\"\"A dataset whose load() raises.\"\"\"
+
+    name = "broken"
+    modality = "text"
+
+    def load(self):
+        raise RuntimeError("the broken dataset broke")
+
+
+@hookimpl
+def register_datasets(register):
+    register(Broken)
+"""
 
 
 # --- hole 3: a full disk ------------------------------------------------------------------------
@@ -233,7 +255,6 @@ def _record_without_scores(run: Path) -> None:
 )
 def test_a_damaged_run_is_skipped_with_a_warning_and_named_by_show(tmp_path, template, damage, said):
     from collapse_bench import load_results
-    from collapse_bench.results import DamagedRunWarning
 
     shutil.copytree(template / "runs" / "done", tmp_path / "runs" / "good")
     alone = cb("leaderboard", "runs/good", cwd=tmp_path)
@@ -250,7 +271,7 @@ def test_a_damaged_run_is_skipped_with_a_warning_and_named_by_show(tmp_path, tem
     shown = one_clean_error(cb("show", "runs/bad", cwd=tmp_path))
     assert f"run 'runs/bad' is damaged: {said}" in shown
 
-    with pytest.warns(DamagedRunWarning, match=said):
+    with pytest.warns(UserWarning, match=said):  # a DamagedRunWarning
         df = load_results(tmp_path / "runs")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -396,6 +417,7 @@ BAD = [
     (["list", "nope"], {}, "collapse-bench list --help"),
     (["plugins", "--frobnicate"], {}, "No such option"),
     (["--plugins-dir", "afile", "list"], {}, "collapse-bench --help"),
+    (["--plugins-dir", "plugs", "run", "-p", "smoke", "--dataset", "broken"], {}, "the traceback is in /"),
 ]
 
 
@@ -409,6 +431,11 @@ def test_bad_input_is_refused_in_one_line_and_changes_nothing(tmp_path, template
     text = one_clean_error(cb(*args, cwd=work))
     assert expect in text, text
     assert tree(work) == before
+    if "the traceback is in" in expect:  # a plugin raised before any cell: its traceback is kept, and named
+        saved = Path(text.split("the traceback is in ")[1].split()[0])
+        assert "RuntimeError: the broken dataset broke" in saved.read_text()
+        assert "failures.jsonl" not in text  # no run directory holds it
+        saved.unlink()
 
 
 def test_leaderboard_into_a_read_only_folder_is_refused_cleanly(tmp_path, template):
