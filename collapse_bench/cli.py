@@ -165,11 +165,14 @@ def run(
 
     with stop_signals_interrupt():
         _run(
-            protocol, models, mixers, metrics, dataset, seeds, generations, out, run_id, retry_failed, cache_dir, quiet
-        )
+            protocol, models, mixers, metrics, dataset, sets, seeds, generations, out, run_id, retry_failed, cache_dir,
+            quiet,
+        )  # fmt: skip
 
 
-def _run(protocol, models, mixers, metrics, dataset, seeds, generations, out, run_id, retry_failed, cache_dir, quiet):
+def _run(
+    protocol, models, mixers, metrics, dataset, sets, seeds, generations, out, run_id, retry_failed, cache_dir, quiet
+):
     from rich.console import Console
 
     from collapse_bench import budget, report
