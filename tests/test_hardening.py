@@ -328,15 +328,16 @@ def test_no_home_and_no_passwd_entry_caches_under_the_temporary_directory(tmp_pa
     work, temp = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     temp.mkdir()
-    (work / "plays.txt").write_text("\n\n".join(Shakespeare(genres="roman").load()))
-    args = ["run", "--protocol", "smoke", "--dataset", "text-files:path=plays.txt", "--run-id", "h", "-q"]
+    (work / "corpus").mkdir()
+    (work / "corpus" / "plays.txt").write_text("\n\n".join(Shakespeare(genres="roman").load()))
+    args = ["run", "--protocol", "smoke", "--dataset", "hf:path=corpus", "--run-id", "h", "-q"]
     res = cb(*args, cwd=work, env={**env, "TMPDIR": str(temp)}, wrap=wrap)
     assert res.returncode == 0, res.stderr
     root = temp / f"collapse-bench-cache-{os.getuid()}"
     assert f"no home directory (HOME is unset and the user has no passwd entry): caching in {root}" in res.stderr
     assert len(list((root / "steps").glob("*/*"))) == 5  # generation 0 + 2 mixers x 2 later generations
     assert (root / "huggingface").is_dir()  # the datasets library's cache went there too
-    assert sorted(p.name for p in work.iterdir()) == ["plays.txt", "runs"]  # no folder named "~"
+    assert sorted(p.name for p in work.iterdir()) == ["corpus", "runs"]  # no folder named "~"
     from collapse_bench.cache import homeless_root
 
     assert homeless_root() == Path(tempfile.gettempdir()) / f"collapse-bench-cache-{os.getuid()}"
