@@ -14,12 +14,15 @@ in the temporary directory)::
     steps/<k[:2]>/<key>/meta.json       what produced it, timings, SHA-256 of every file
     steps/<k[:2]>/<key>/samples.npy     S_g
     steps/<k[:2]>/<key>/model/...       whatever Model.save wrote
-    steps/<k[:2]>/<key>/scores/<metric key>.json
+    steps/<k[:2]>/<key>/scores.json     every metric's scores of this step, one entry per metric key
 
 Every entry is written into a temporary directory and renamed into place, so a killed process
-leaves either a whole entry or none; an entry whose files do not match their recorded hashes is
-reported, removed and recomputed. A lock per key makes a second process wait for a step the
-first is computing instead of computing it again.
+leaves either a whole entry or none. ``meta.json`` and ``scores.json`` carry the SHA-256 of their
+own content (see :func:`seal`), and ``meta.json`` that of every other file: an entry or a scores
+file that does not match its recorded hashes is reported, removed and recomputed, so an edited
+or damaged value is never reused. A lock per key stripe makes a second process wait for a step
+the first is computing instead of computing it again, and serializes writers of one step's
+scores. Scores live in one file per step because small files cost a whole disk block each.
 """
 
 from __future__ import annotations
@@ -100,6 +103,37 @@ def _hash_tree(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): _file_hash(p) for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def seal(body: dict[str, Any]) -> str:
+    """JSON text of ``body`` carrying the SHA-256 of its own canonical form under ``"sha256"``."""
+    canonical = json.dumps(body, sort_keys=True)
+    return json.dumps({"sha256": hashlib.sha256(canonical.encode()).hexdigest(), **body}, sort_keys=True)
+
+
+def unseal(text: str) -> dict[str, Any]:
+    """The body :func:`seal` wrote; ``ValueError`` if it was edited, cut short or is not sealed."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or "sha256" not in data:
+        raise ValueError("it carries no recorded hash")
+    recorded = data.pop("sha256")
+    if hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest() != recorded:
+        raise ValueError("its content does not match its recorded hash")
+    return data
+
+
+def disk_usage(paths: Any) -> tuple[int, int]:
+    """(bytes the disk really holds for ``paths``, number of files): blocks, not apparent sizes.
+
+    A 200-byte file occupies a whole block (4 KiB on most file systems), and folders take blocks
+    too, so the sum of ``st_size`` can understate a cache of many small files many times over.
+    """
+    used = files = 0
+    for p in paths:
+        st = p.lstat()
+        used += st.st_blocks * 512
+        files += p.is_file()
+    return used, files
+
+
 @dataclass
 class CachedStep:
     """A finished step read back from the cache; its model is loaded only when asked for."""
@@ -126,7 +160,7 @@ class Cache:
         return self.root / "steps" / key[:2] / key
 
     def lock(self, key: str) -> FileLock:
-        """A lock held while one process computes the step ``key``.
+        """A lock held while one process computes the step ``key`` or adds to its scores.
 
         Keys share 256 lock files by their first two hex digits, so locks do not pile up; a
         process holds one at a time, so sharing can delay but never deadlock.
@@ -143,12 +177,15 @@ class Cache:
         if not meta_path.exists():
             return None
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            try:
+                meta = unseal(meta_path.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise ValueError(f"meta.json: {exc}") from None
             bad = [name for name, h in meta["files"].items() if _file_hash(path / name) != h]
             if bad:
                 raise ValueError(f"{bad[0]} does not match its recorded hash")
             samples = np.load(path / "samples.npy", allow_pickle=False)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             self.log(f"cache entry {key[:12]} is damaged ({exc}); removing it and recomputing")
             shutil.rmtree(path, ignore_errors=True)
             return None
@@ -191,7 +228,7 @@ class Cache:
                 "timings": timings,
                 "files": _hash_tree(tmp),
             }
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True), encoding="utf-8")
+            (tmp / "meta.json").write_text(seal(meta), encoding="utf-8")
             if final.exists():  # damaged leftovers; a whole entry is never replaced (we hold the lock)
                 shutil.rmtree(final)
             os.rename(tmp, final)
@@ -199,33 +236,50 @@ class Cache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def load_scores(self, key: str, metric_key: str) -> dict[str, Any] | None:
-        """Scores of one metric for one step, or ``None``."""
-        path = self._dir(key) / "scores" / f"{metric_key}.json"
+    def _read_scores(self, key: str) -> dict[str, Any]:
+        """Every metric's scores stored for step ``key``; a damaged file is reported and removed."""
+        path = self._dir(key) / "scores.json"
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            scores = unseal(path.read_text(encoding="utf-8"))["metrics"]
+            if not all(isinstance(r, dict) and isinstance(r.get("scores"), dict) for r in scores.values()):
+                raise ValueError("an entry holds no scores")
+            return scores
         except FileNotFoundError:
-            return None
-        except (OSError, json.JSONDecodeError) as exc:
-            self.log(f"cached scores {path.name} of step {key[:12]} are damaged ({exc}); recomputing")
+            return {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.log(f"cached scores of step {key[:12]} are damaged ({exc}); removing them and recomputing")
             path.unlink(missing_ok=True)
-            return None
+            return {}
+
+    def load_scores(self, key: str, metric_key: str) -> dict[str, Any] | None:
+        """Scores of one metric for one step, or ``None`` if absent (or damaged, then removed).
+
+        No lock is needed to read: the file is only ever replaced whole.
+        """
+        return self._read_scores(key).get(metric_key)
 
     def store_scores(self, key: str, metric_key: str, record: dict[str, Any]) -> None:
-        """Keep one metric's scores for one step."""
-        folder = self._dir(key) / "scores"
+        """Keep one metric's scores for one step, next to the other metrics' scores of that step.
+
+        Read, add and rewrite happen under the key's lock, so processes adding different metrics
+        to one step at once lose none of them.
+        """
+        folder = self._dir(key)
         with writing("cache folder", self.root):
             folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(folder / f"{metric_key}.json", json.dumps(record, sort_keys=True), durable=False)
+            with self.lock(key):
+                scores = self._read_scores(key)
+                scores[metric_key] = record
+                write_atomic(folder / "scores.json", seal({"metrics": scores}), durable=False)
 
     def entries(self) -> list[Path]:
         """Every stored step directory."""
         return sorted(p for p in (self.root / "steps").glob("*/*") if p.is_dir() and not p.name.startswith("."))
 
     def info(self) -> dict[str, Any]:
-        """Location, number of steps and total size in bytes."""
-        files = [p for p in self.root.rglob("*") if p.is_file()] if self.root.exists() else []
-        return {"root": str(self.root), "steps": len(self.entries()), "bytes": sum(p.stat().st_size for p in files)}
+        """Location, number of steps, disk space used (blocks, folders included) and number of files."""
+        used, files = disk_usage(self.root.rglob("*")) if self.root.exists() else (0, 0)
+        return {"root": str(self.root), "steps": len(self.entries()), "bytes": used, "files": files}
 
     def prune(self, older_than_days: float | None = None) -> tuple[int, int]:
         """Remove steps unused for ``older_than_days`` (all if ``None``); return (steps, bytes) removed."""
@@ -236,7 +290,7 @@ class Cache:
             meta = path / "meta.json"
             if cutoff is not None and meta.exists() and meta.stat().st_mtime >= cutoff:
                 continue
-            size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            size = disk_usage([path, *path.rglob("*")])[0]
             try:
                 shutil.rmtree(path)
             except OSError as exc:  # kept, wholly or partly: not counted as removed

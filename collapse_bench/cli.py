@@ -304,7 +304,10 @@ def cache_info(cache_dir: Path | None) -> None:
     from collapse_bench.cache import Cache
 
     info = Cache(cache_dir).info()
-    click.echo(f"cache: {info['root']}\nsteps: {info['steps']}\nsize: {info['bytes'] / 2**20:.1f} MiB")
+    click.echo(
+        f"cache: {info['root']}\nsteps: {info['steps']}\n"
+        f"disk space used: {info['bytes'] / 2**20:.1f} MiB in {info['files']} files"
+    )
 
 
 @cache.command(name="prune")

@@ -18,6 +18,7 @@ and by :mod:`collapse_bench.contract`, against the rules listed in :mod:`collaps
 from __future__ import annotations
 
 import inspect
+import os
 import pickle
 from abc import abstractmethod
 from dataclasses import dataclass, field
@@ -58,6 +59,18 @@ class Component:
             return cls.description
         doc = inspect.getdoc(cls) or ""
         return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def dependencies(self) -> list[str | os.PathLike]:
+        """What this component reads besides its parameters, so that a change of it is never served from the cache.
+
+        Return every file or folder it reads as a ``pathlib.Path`` (hashed by content, folders
+        recursively) and every other outside input as a string identifying its exact version,
+        e.g. the commit hash a hub name resolves to. Both enter the key of every cached step and
+        score the component takes part in. The component's own code needs no declaring: the
+        modules of its package that it imports are hashed already. The default declares nothing,
+        right for a component that reads only its parameters.
+        """
+        return []
 
     def check(self, protocol: Protocol) -> None:
         """Refuse a protocol this component cannot serve, by raising ``ConfigError``.

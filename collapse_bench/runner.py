@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import inspect
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -29,6 +28,7 @@ from collapse_bench.cache import Cache, digest
 from collapse_bench.components import FitContext, Metric, MetricContext, MixContext, Model, SampleContext
 from collapse_bench.data import RealData, prepare
 from collapse_bench.errors import ComponentError, ConfigError, DiskFullError, UserError
+from collapse_bench.keys import code_hash, dependencies_digest
 from collapse_bench.plugins import Registered, Registry
 from collapse_bench.protocol import Protocol
 from collapse_bench.specs import Spec, declared_params, resolve_params
@@ -183,21 +183,18 @@ def blame(who: str, action: str) -> Iterator[None]:
         raise ComponentError(who, action, exc) from exc
 
 
-@functools.cache
-def _source_hash(cls: type) -> str:
-    """Hash of the module that defines a component, so that changed code never reuses old results."""
-    try:
-        return hashlib.sha256(Path(inspect.getfile(cls)).read_bytes()).hexdigest()[:16]
-    except (OSError, TypeError):
-        return "unknown"
-
-
 def identity(component: Resolved) -> dict[str, Any]:
-    """What a component contributes to a content address: full SPEC, origin and code."""
+    """What a component contributes to a content address: full SPEC, origin, code and declared inputs.
+
+    ``code`` covers the component's modules and those of its package it imports; ``dependencies``
+    the content of the files and the revisions it declares (see :mod:`collapse_bench.keys`).
+    """
+    who = f"{component.registered.kind} {component.label!r} ({component.registered.origin})"
     return {
         "spec": str(component.spec),
         "origin": component.registered.origin,
-        "code": _source_hash(component.registered.obj),
+        "code": code_hash(component.registered.obj),
+        "dependencies": dependencies_digest(component.make(), who),
     }
 
 
@@ -262,7 +259,13 @@ class Runner:
         protocol = plan.protocol
         settings = protocol.to_dict()
         shaping = {k: settings[k] for k in ("dataset", "data", "samples", "decoding", "training")}
-        self._root_inputs = {"protocol": shaping, "data": self.real.hashes}
+        dataset = plan.dataset
+        who = f"dataset {dataset.label!r} ({dataset.registered.origin})"
+        self._root_inputs = {
+            "protocol": shaping,
+            "data": self.real.hashes,
+            "dataset": dependencies_digest(dataset.make(), who),
+        }
         self.reused = self.computed = 0
         self._generation = 0
 

@@ -123,6 +123,10 @@ class TextFiles(Dataset):
             docs = [piece for d in docs for piece in textfiles.chunks(d, self.chunk_chars)]
         return docs
 
+    def dependencies(self) -> list[str | os.PathLike]:
+        """Every file read, by content."""
+        return [Path(f) for f in self._files()]
+
     def load(self) -> list[str]:
         found = textfiles.find(self.path, self.glob)
         docs: list[str] = []

@@ -22,6 +22,8 @@ through text, in both directions:
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -62,6 +64,30 @@ def row_text(pieces: list[bytes]) -> tuple[str, np.ndarray]:
     return "".join(chars), np.searchsorted(ends, np.array(last, dtype=np.int64), side="right")
 
 
+@functools.cache
+def hub_revision(repo_id: str) -> str:
+    """The commit hash the hub name ``repo_id`` resolves to, the version transformers will load.
+
+    Asked of the hub when it is reachable; otherwise (offline, or ``HF_HUB_OFFLINE`` set) the
+    commit of the snapshot in the local hub cache, which is what transformers loads offline.
+    """
+    from huggingface_hub import HfApi, constants, snapshot_download
+
+    if not constants.HF_HUB_OFFLINE:
+        try:
+            return HfApi().model_info(repo_id).sha
+        except Exception:  # unreachable or refused: what is in the local cache is what will load
+            pass
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True)).name
+    except Exception as exc:
+        raise ConfigError(
+            f"hf cannot tell which revision of {repo_id!r} to use: the hub is unreachable and the local hub "
+            f"cache holds no snapshot of it ({type(exc).__name__})",
+            "connect to the network (HF_HUB_OFFLINE unset) once, or give a local directory written by save_pretrained",
+        ) from None
+
+
 class HfModel(TorchLM):
     """Any Hugging Face causal LM (hub id or local directory), fine-tuned each generation with its own tokenizer."""
 
@@ -77,6 +103,14 @@ class HfModel(TorchLM):
         self.tokenizer: Any = None  # the model's own tokenizer
         self.run_tokenizer: Any = None  # the run's tokenizer, kept from fit() for nll() and sample()
         self.run_table: list[bytes] | None = None  # the bytes of each run token
+
+    def dependencies(self) -> list[str | os.PathLike]:
+        """A local checkpoint by the content of its files (weights, config, tokenizer, generation
+        config); a hub name by the commit hash it resolves to."""
+        local = Path(self.path).expanduser()
+        if local.is_dir():
+            return [local]
+        return [f"{self.path}@{hub_revision(self.path)}"]
 
     def _load(self, what: str, loader: Any) -> Any:
         """Call a transformers loader on ``path``; a path it cannot reach is a configuration error."""

@@ -1,0 +1,158 @@
+"""What a component contributes to a cache key besides its SPEC: its code and the inputs it declares.
+
+A cached result may be reused only if nothing that produced it changed. Two things beyond a
+component's parameters can change under the same SPEC:
+
+* **its code**: :func:`code_hash` hashes the module defining the component and every module of
+  the same top-level package that it imports, transitively (``import`` statements anywhere in
+  the code, functions included, ``if TYPE_CHECKING:`` blocks excluded). Third-party libraries
+  are not hashed; their versions are recorded in the run's manifest.
+* **what it reads**: files, folders and external revisions named by
+  :meth:`collapse_bench.components.Component.dependencies`; :func:`dependencies_digest` hashes
+  files and folders by content and takes other entries (e.g. a hub commit hash) as they are.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from collapse_bench.errors import ComponentError, PluginError, UserError
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of module ``name``, or ``None`` when it has none (built-in, namespace, missing)."""
+    module = sys.modules.get(name)
+    origin = getattr(module, "__file__", None) if module is not None else None
+    if origin is None:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return None
+        origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imported(name: str, path: Path) -> set[str]:
+    """Modules that ``import`` statements of module ``name`` (file ``path``) bring in."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            for alias in node.names:
+                # `from pkg import sub` uses the submodule pkg.sub, `from mod import f` the module mod.
+                sub = f"{base}.{alias.name}"
+                found.add(sub if alias.name != "*" and _module_file(sub) is not None else base)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_bytes(), str(path)))
+    return found
+
+
+def code_modules(module: str) -> dict[str, Path]:
+    """Module ``module`` and every module of its top-level package that it imports, transitively."""
+    top = module.partition(".")[0]
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen or name.partition(".")[0] != top:
+            continue
+        path = _module_file(name)
+        if path is None:
+            continue
+        seen[name] = path
+        todo.extend(_imported(name, path))
+    return dict(sorted(seen.items()))
+
+
+@functools.cache
+def code_hash(cls: type) -> str:
+    """Hash of the code a component runs: see :func:`code_modules` (16 hex digits)."""
+    try:
+        modules = code_modules(cls.__module__)
+        if not modules:  # defined outside any file (e.g. interactively): hash what we can see
+            return "unknown"
+        h = hashlib.sha256()
+        for name, path in modules.items():
+            h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return h.hexdigest()[:16]
+    except (OSError, SyntaxError, ValueError):
+        return "unknown"
+
+
+#: Hashes of files already read, by (path, size, modification time, inode): a file is read once
+#: per process however many steps it takes part in, and again whenever it changes.
+_FILE_HASHES: dict[tuple[str, int, int, int], str] = {}
+
+
+def _file_hash(path: Path) -> str:
+    st = path.stat()
+    stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    if stamp not in _FILE_HASHES:
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _FILE_HASHES[stamp] = h.hexdigest()
+    return _FILE_HASHES[stamp]
+
+
+def _content(entry: str | os.PathLike) -> Any:
+    if not isinstance(entry, os.PathLike):
+        return entry
+    path = Path(entry).expanduser()
+    if path.is_file():
+        return _file_hash(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return {str(p.relative_to(path)): _file_hash(p) for p in files}
+    return "missing"
+
+
+def dependencies_digest(component: Any, who: str) -> str:
+    """SHA-256 over what ``component.dependencies()`` declares (see the module docstring)."""
+    try:
+        declared: Iterable[Any] = component.dependencies()
+        entries = list(declared)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise ComponentError(who, "dependencies()", exc) from exc
+    bad = [e for e in entries if not isinstance(e, str | os.PathLike)]
+    if bad:
+        raise PluginError(
+            f"{who} declared {bad[0]!r} in dependencies()",
+            "return paths (pathlib.Path, hashed by content) and strings (identifiers such as a revision)",
+        )
+    h = hashlib.sha256()
+    for entry in entries:
+        kind = "path" if isinstance(entry, os.PathLike) else "id"
+        h.update(repr((kind, str(entry), _content(entry))).encode())
+    return h.hexdigest()
