@@ -281,13 +281,15 @@ def _execute(plan, rundir, cache, console, notes):
     try:
         with rundir.reserve(), progress:  # leaving it frees room to stamp the manifest on a full disk
             failures = runner.execute()
-    except DiskFullError as exc:
+    except DiskFullError as exc:  # no commit: merging needs room; the earlier records stay as they were
         finish(rundir, "interrupted", error=exc.cause)
         raise
     except KeyboardInterrupt as exc:
+        rundir.commit()
         finish(rundir, "interrupted", error=f"stopped by {exc.args[0] if exc.args else 'SIGINT'}")
         notes.print(f"interrupted: {resume}", highlight=False)
         raise
+    rundir.commit()
     finish(rundir, "failed" if failures else "complete")
     return runner
 

@@ -272,8 +272,18 @@ class Runner:
     def execute(self) -> list[Failure]:
         """Run every cell (models x seeds x mixers); return the cells that failed."""
         failures: list[Failure] = []
+        generations = range(self.plan.protocol.generations)
         for model in self.plan.models:
             for seed in self.plan.seeds:
+                todo = []
+                for mixer in self.plan.mixers:
+                    if all((model.label, mixer.label, seed, g) in self.run.kept for g in generations):
+                        for g in generations:  # finished by an earlier attempt: kept, not recomputed
+                            self.on_step(f"{model.label} | {mixer.label} | seed {seed} | generation {g} (kept)")
+                    else:
+                        todo.append(mixer)
+                if not todo:
+                    continue
                 self._generation = 0
                 try:
                     base = self._step(model, None, seed, 0, None, lambda: self.real.train, None, None)
@@ -281,9 +291,9 @@ class Runner:
                 except DiskFullError:
                     raise  # not the cell's fault: every later write would fail too
                 except Exception as exc:
-                    failures += [self._fail(model, mixer, seed, exc) for mixer in self.plan.mixers]
+                    failures += [self._fail(model, mixer, seed, exc) for mixer in todo]
                     continue
-                for mixer in self.plan.mixers:
+                for mixer in todo:
                     try:
                         self._chain(model, mixer, seed, base, base_scores)
                     except DiskFullError:
@@ -445,7 +455,18 @@ class Runner:
     def _record(self, model: Resolved, mixer: Resolved, seed: int, g: int, step: Step, scores: dict) -> None:
         key = {"model": model.label, "mixer": mixer.label, "seed": seed, "generation": g}
         record = {**key, "scores": scores, "timings": step.timings, "train_rows": step.train_rows}
-        self.run.append(RunDir.RECORDS, {**record, "shared": g == 0, "cached": step.cached, "step": step.key})
+        record.update(shared=g == 0, cached=step.cached, step=step.key)
+        kept = self.run.kept.get((model.label, mixer.label, seed, g))
+        if kept is not None and kept.get("step") == step.key and not step.cached:
+            # The cache no longer had this step, so it was recomputed to go on; the record of the
+            # earlier attempt stays, and a difference is said, never hidden.
+            if kept.get("scores") != scores:
+                self.cache.log(
+                    f"{model.label} | {mixer.label} | seed {seed} | generation {g}: recomputed (the cache no longer "
+                    "had it) with other values than the earlier attempt recorded; the earlier record is kept"
+                )
+            record = kept
+        self.run.append(RunDir.RECORDS, record)
         self.run.append(RunDir.SAMPLES, {**key, "rows": self.real.decode(step.samples[:SAMPLE_EXCERPT])})
         self.on_step(
             f"{model.label} | {mixer.label} | seed {seed} | generation {g}{' (cached)' if step.cached else ''}"

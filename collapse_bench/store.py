@@ -8,6 +8,11 @@ Layout of ``runs/<run_id>/``:
 * ``samples.jsonl``: a few decoded synthetic rows of every (cell, generation).
 * ``failures.jsonl``: one JSON object per cell that failed: error and traceback.
 * ``tokenizer.json``: the run's tokenizer (text protocols).
+
+A resumed run (or ``--retry-failed``) never empties these files first: it writes its records
+into ``.resume/`` and :meth:`RunDir.commit` merges them in, each file replaced whole by a
+rename, so a resume killed half-way leaves the run as it was. Records of the earlier attempt
+that the new one does not write again are kept.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,6 +87,9 @@ class RunDir:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        #: Records of an earlier attempt, by (model, mixer, seed, generation), while resuming.
+        self.kept: dict[tuple, dict[str, Any]] = {}
+        self._staging: Path | None = None
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -107,10 +116,16 @@ class RunDir:
     def open(self, config: Any, retry: bool = False) -> bool:
         """Prepare to (re)write this run for ``config``; return whether an earlier attempt is resumed.
 
-        An unfinished run of the same configuration is resumed: its records are rebuilt, the
-        finished steps coming from the cache. Call it while holding :meth:`lock`.
+        An unfinished run of the same configuration is resumed: its records stay in place and
+        in :attr:`kept`, new ones go aside until :meth:`commit`. Call it while holding :meth:`lock`.
         """
         if not (self.path / self.MANIFEST).exists():  # a new run (``--retry-failed`` checked it exists)
+            orphans = [n for n in (self.RECORDS, self.SAMPLES, self.FAILURES) if (self.path / n).exists()]
+            if orphans:
+                raise UserError(
+                    f"{self.path} holds {orphans[0]} but no {self.MANIFEST}, so it cannot be resumed or added to",
+                    "choose another --run-id (or move that directory's files away)",
+                )
             return False
         manifest = self.manifest()
         if manifest.get("config") != json.loads(json.dumps(dataclasses.asdict(config))):
@@ -124,9 +139,41 @@ class RunDir:
             raise UserError(
                 f"{self.path} already holds a complete run", "choose another --run-id, or `collapse-bench show` it"
             )
-        for name in (self.RECORDS, self.SAMPLES, self.FAILURES):
-            (self.path / name).unlink(missing_ok=True)
+        self.kept = {record_key(r): r for r in self.records()}
+        self._staging = self.path / ".resume"
+        shutil.rmtree(self._staging, ignore_errors=True)  # what a killed resume left: never merged
+        self._staging.mkdir()
         return True
+
+    def commit(self) -> None:
+        """Merge what a resumed attempt wrote aside into the run's files; a no-op otherwise.
+
+        Records and samples of the new attempt replace those of the same (cell, generation);
+        the others are kept. An old failure is kept unless its cell failed again or got past
+        the generation where it failed. Each file is replaced whole, atomically.
+        """
+        if self._staging is None:
+            return
+        new = {name: list(_read_jsonl(self._staging / name)) for name in (self.RECORDS, self.SAMPLES, self.FAILURES)}
+        records = _merge(list(self.records()), new[self.RECORDS])
+        samples = _merge(list(self.samples()), new[self.SAMPLES])
+        reached: dict[tuple, int] = {}
+        for r in records:
+            cell = record_key(r)[:3]
+            reached[cell] = max(reached.get(cell, -1), r["generation"])
+        failed_again = {record_key(f)[:3] for f in new[self.FAILURES]}
+        failures = [
+            f
+            for f in self.failures()
+            if record_key(f)[:3] not in failed_again and reached.get(record_key(f)[:3], -1) < f["generation"]
+        ] + new[self.FAILURES]
+        for name, rows in ((self.RECORDS, records), (self.SAMPLES, samples), (self.FAILURES, failures)):
+            if rows:
+                write_atomic(self.path / name, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+            else:
+                (self.path / name).unlink(missing_ok=True)
+        shutil.rmtree(self._staging, ignore_errors=True)
+        self._staging = None
 
     def manifest(self) -> dict[str, Any]:
         """The run's manifest."""
@@ -149,7 +196,7 @@ class RunDir:
         """
         data = (json.dumps(obj, sort_keys=True) + "\n").encode("utf-8")
         with writing("run directory", self.path):
-            fd = os.open(self.path / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            fd = os.open((self._staging or self.path) / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             try:
                 start = os.fstat(fd).st_size
                 try:
@@ -184,13 +231,26 @@ class RunDir:
         (self.path / self.RESERVE).unlink(missing_ok=True)
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Every (cell, generation) record written so far."""
-        return _read_jsonl(self.path / self.RECORDS)
+        """Every (cell, generation) record written so far, each once (the last written wins)."""
+        return iter(_merge(list(_read_jsonl(self.path / self.RECORDS)), []))
 
     def failures(self) -> Iterator[dict[str, Any]]:
         """Every cell that failed, with its error and traceback."""
         return _read_jsonl(self.path / self.FAILURES)
 
     def samples(self) -> Iterator[dict[str, Any]]:
-        """Every (cell, generation) sample excerpt written so far."""
-        return _read_jsonl(self.path / self.SAMPLES)
+        """Every (cell, generation) sample excerpt written so far, each once (the last written wins)."""
+        return iter(_merge(list(_read_jsonl(self.path / self.SAMPLES)), []))
+
+
+def record_key(record: dict[str, Any]) -> tuple:
+    """(model, mixer, seed, generation) of a record, sample excerpt or failure."""
+    return tuple(record.get(k) for k in ("model", "mixer", "seed", "generation"))
+
+
+def _merge(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``old`` then ``new``, one entry per (cell, generation): a later one replaces an earlier in its place."""
+    merged: dict[tuple, dict[str, Any]] = {}
+    for row in [*old, *new]:
+        merged[record_key(row)] = row
+    return list(merged.values())
