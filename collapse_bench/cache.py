@@ -278,7 +278,7 @@ class Cache:
 
     def info(self) -> dict[str, Any]:
         """Location, number of steps, disk space used (blocks, folders included) and number of files."""
-        used, files = disk_usage(self.root.rglob("*")) if self.root.exists() else (0, 0)
+        used, files = disk_usage([self.root, *self.root.rglob("*")]) if self.root.exists() else (0, 0)
         return {"root": str(self.root), "steps": len(self.entries()), "bytes": used, "files": files}
 
     def prune(self, older_than_days: float | None = None) -> tuple[int, int]:

@@ -148,12 +148,36 @@ def test_a_failing_cell_is_recorded_while_the_others_finish_then_retried(tmp_pat
     assert max(g for (_, mixer, _, g) in done if mixer == "replace") == 3
     assert max(g for (_, mixer, _, g) in done if mixer == "flaky") == 1
 
+    for scores_file in (tmp_path / "cache" / "steps").glob("*/*/scores.json"):
+        scores_file.write_text("{}")  # valid JSON, but not what was stored: never used, never fatal
     retry = cb("run", "--retry-failed", str(rundir), cwd=tmp_path, cache=tmp_path / "cache", env=env)
     assert retry.returncode == 0, retry.stderr
+    assert "carries no recorded hash" in retry.stderr
     assert not (rundir / "failures.jsonl").exists()
     assert max(g for (_, mixer, _, g) in scores(rundir) if mixer == "flaky") == 3
     # Only the failed cell's later generations were computed: 2 of the 4 generations of "flaky".
     assert "computed: 2" in retry.stderr
+    assert {k: v for k, v in scores(rundir).items() if k[1] == "replace"} == {
+        k: v for k, v in done.items() if k[1] == "replace"
+    }
+
+
+def test_retry_with_a_pruned_cache_keeps_finished_cells_and_recomputes_only_the_failed_one(tmp_path):
+    env = make_distribution(tmp_path / "site", "flaky-plugin", FLAKY)
+    args = ["run", "--protocol", "smoke", "--generations", "4", "--mixer", "replace", "--mixer", "flaky"]
+    cache = tmp_path / "cache"
+    res = cb(*args, "--run-id", "f", cwd=tmp_path, cache=cache, env={**env, "FLAKY_FAIL": "1"})
+    assert res.returncode == 2
+    rundir = tmp_path / "runs" / "f"
+    replace_lines = [line for line in (rundir / "records.jsonl").read_text().splitlines() if '"replace"' in line]
+    assert cb("cache", "prune", "--all", "--cache", str(cache), cwd=tmp_path, cache=cache).returncode == 0
+    retry = cb("run", "--retry-failed", str(rundir), cwd=tmp_path, cache=cache, env=env)
+    assert retry.returncode == 0, retry.stderr
+    # The finished cell is kept as it was; the failed chain is rebuilt from generation 0 (4 steps).
+    assert "computed: 4" in retry.stderr
+    lines = (rundir / "records.jsonl").read_text().splitlines()
+    assert [line for line in lines if '"replace"' in line] == replace_lines
+    assert len(lines) == 8 and not (rundir / "failures.jsonl").exists()
 
 
 def test_second_process_on_the_same_run_directory_is_refused(tmp_path):
@@ -193,6 +217,12 @@ def test_cache_info_and_prune(tmp_path):
     assert cb("run", "--protocol", "smoke", "-q", cwd=tmp_path, cache=cache).returncode == 0
     info = cb("cache", "info", "--cache", str(cache), cwd=tmp_path, cache=cache)
     assert "steps: 5" in info.stdout  # generation 0 + 2 mixers x 2 later generations
+    # The space the disk really holds, as du counts it (blocks of files and folders), not apparent sizes.
+    du = int(subprocess.run(["du", "-sB1", str(cache)], capture_output=True, text=True, check=True).stdout.split()[0])
+    files = sum(len(names) for _, _, names in os.walk(cache))
+    assert f"disk space used: {du / 2**20:.1f} MiB in {files} files" in info.stdout
+    for step in (cache / "steps").glob("*/*"):  # all scores of a step in one file
+        assert (step / "scores.json").is_file() and not (step / "scores").exists()
     assert cb("cache", "prune", "--cache", str(cache), cwd=tmp_path, cache=cache).returncode == 2
     kept = cb("cache", "prune", "--older-than", "1", "--cache", str(cache), cwd=tmp_path, cache=cache)
     assert "removed 0 step(s)" in kept.stdout
@@ -209,3 +239,98 @@ def test_resumed_and_uninterrupted_runs_match_bit_for_bit(tmp_path):
     a, b = scores(tmp_path / "runs" / "x"), scores(tmp_path / "runs" / "y")
     for key in a:
         assert np.array_equal(np.array(list(a[key].values())), np.array(list(b[key].values()))), key
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_an_interrupted_resume_on_another_cache_keeps_every_record(tmp_path, reference):
+    args = ["run", *GRID, "--run-id", "r", "-q"]
+    rundir = tmp_path / "runs" / "r"
+    first = start(*args, cwd=tmp_path, cache=tmp_path / "cache")
+    _kill_when(first, lambda: _lines(rundir / "records.jsonl") >= 5)
+    before = (rundir / "records.jsonl").read_bytes()
+    assert len(before.splitlines()) >= 5
+    # Resume against an empty cache, killed once it has written new records aside.
+    other = ["--cache", str(tmp_path / "other")]
+    resume = start(*args, *other, cwd=tmp_path, cache=tmp_path / "cache")
+    _kill_when(resume, lambda: _lines(rundir / ".resume" / "records.jsonl") >= 1)
+    assert (rundir / "records.jsonl").read_bytes() == before
+    done = cb(*args, *other, cwd=tmp_path, cache=tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    assert scores(rundir) == reference
+
+    def by_cell(lines: list[str]) -> dict:
+        records = map(json.loads, lines)
+        return {
+            tuple(r[k] for k in ("model", "mixer", "seed", "generation")): (r["step"], r["scores"]) for r in records
+        }
+
+    kept, after = by_cell(before.decode().splitlines()), by_cell((rundir / "records.jsonl").read_text().splitlines())
+    assert {cell: after[cell] for cell in kept} == kept  # the earlier attempt's steps and scores
+    from collapse_bench import load_results
+
+    df = load_results(rundir)
+    assert not df.duplicated(["model", "mixer", "seed", "generation", "metric"]).any()
+    assert len(df) == len(reference) * len(next(iter(reference.values())))
+
+
+def test_a_run_directory_without_its_manifest_is_never_appended_to(tmp_path):
+    args = ["run", "--protocol", "smoke", "--run-id", "x", "-q"]
+    rundir = tmp_path / "runs" / "x"
+    assert cb(*args, cwd=tmp_path, cache=tmp_path / "cache").returncode == 0
+    records = (rundir / "records.jsonl").read_bytes()
+    (rundir / "manifest.json").unlink()
+    again = cb(*args, cwd=tmp_path, cache=tmp_path / "cache")
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert "holds records.jsonl but no manifest.json" in again.stderr
+    assert (rundir / "records.jsonl").read_bytes() == records
+
+
+def test_load_results_returns_each_value_once(tmp_path):
+    from collapse_bench import load_results
+
+    assert cb("run", "--protocol", "smoke", "--run-id", "x", "-q", cwd=tmp_path, cache=tmp_path / "c").returncode == 0
+    records = tmp_path / "runs" / "x" / "records.jsonl"
+    once = load_results(records.parent)
+    values = sum(len(json.loads(line)["scores"]) for line in records.read_text().splitlines())
+    records.write_text(records.read_text() * 2)  # as an old version appending to old records left it
+    twice = load_results(records.parent)
+    assert len(once) == values and len(records.read_text().splitlines()) == 2 * 6  # 2 mixers x 3 generations
+    assert twice.equals(once)
+
+
+def test_edited_scores_and_step_metadata_are_detected_and_recomputed(tmp_path, reference):
+    cache = tmp_path / "cache"
+    assert cb("run", *GRID, "--run-id", "a", "-q", cwd=tmp_path, cache=cache).returncode == 0
+    steps = sorted((cache / "steps").glob("*/*"))
+    edited = json.loads((steps[0] / "scores.json").read_text())
+    record = next(iter(edited["metrics"].values()))
+    name = next(iter(record["scores"]))
+    record["scores"][name] *= 0.5  # valid JSON, plausible value: only the recorded hash tells
+    (steps[0] / "scores.json").write_text(json.dumps(edited))
+    (steps[1] / "scores.json").write_text("{}")
+    meta = json.loads((steps[2] / "meta.json").read_text())
+    meta["train_rows"] += 1
+    (steps[2] / "meta.json").write_text(json.dumps(meta))
+    res = cb("run", *GRID, "--run-id", "b", "-q", cwd=tmp_path, cache=cache)
+    assert res.returncode == 0, res.stderr
+    assert "does not match its recorded hash" in res.stderr and "carries no recorded hash" in res.stderr
+    assert "meta.json: its content does not match its recorded hash" in res.stderr
+    assert scores(tmp_path / "runs" / "b") == reference
+
+    def rows(run_id: str) -> dict:
+        lines = (tmp_path / "runs" / run_id / "records.jsonl").read_text().splitlines()
+        return {json.loads(line)["step"]: json.loads(line)["train_rows"] for line in lines}
+
+    assert rows("b") == rows("a")
