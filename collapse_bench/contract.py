@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import tempfile
 import typing
 from collections.abc import Iterator
@@ -79,6 +80,24 @@ def check_declaration(cls: type[Component]) -> None:
         assert p.name in hints, f"{cls.name}: parameter {p.name!r} needs a type annotation"
 
 
+def check_dependencies(component: Component) -> None:
+    """``dependencies()`` declares files as paths that exist and other inputs as identifying strings."""
+    name = type(component).name
+    declared = component.dependencies()
+    assert isinstance(declared, list | tuple), f"{name}: dependencies() must return a list"
+    for entry in declared:
+        assert isinstance(entry, str | os.PathLike), (
+            f"{name}: dependencies() holds {entry!r}; declare files as pathlib.Path, other inputs as strings"
+        )
+        if isinstance(entry, os.PathLike):
+            assert Path(entry).exists(), f"{name}: declared dependency {str(entry)!r} does not exist"
+        else:
+            assert not Path(entry).exists(), (
+                f"{name}: dependency {entry!r} is a path given as a string, so its content would not be hashed; "
+                "declare it as pathlib.Path"
+            )
+
+
 def _fit_ctx(real: RealData, rng: np.random.Generator) -> FitContext:
     return FitContext(seed=0, generation=0, rng=rng, training={}, vocab_size=real.vocab_size, tokenizer=real.tokenizer)
 
@@ -104,6 +123,7 @@ def check_model(cls: type[Model], **params: Any) -> Model:
     real = real_data(cls.modality)
     data = real.train[: ROWS * 2]
     model = cls(**params)
+    check_dependencies(model)
     model.fit(data, _fit_ctx(real, np.random.default_rng(0)))
     view = validators.CheckedModel(model, f"model {cls.name!r}", real, generation=0)
     with _rules():
@@ -129,6 +149,8 @@ def check_mixer(cls: type[Mixer], **params: Any) -> None:
     check_declaration(cls)
     real = real_data("text")
     history = [real.train[i * ROWS : (i + 1) * ROWS] for i in range(3)]
+
+    check_dependencies(cls(**params))
 
     def mix() -> np.ndarray:
         ctx = MixContext(real, history, generation=3, rng=np.random.default_rng(0), sample_size=ROWS, generations=5)
@@ -159,6 +181,7 @@ def check_metric(cls: type[Metric], model: Model | None = None, **params: Any) -
         samples=samples,
         generation=1,
     )
+    check_dependencies(cls(**params))
     with _rules():
         values = validators.metric_values(cls(**params).compute(ctx), cls.outputs, f"metric {cls.name!r}")
     assert values == cls(**params).compute(ctx), f"{cls.name}: the same inputs must give the same values"
@@ -168,6 +191,7 @@ def check_metric(cls: type[Metric], model: Model | None = None, **params: Any) -
 def check_dataset(cls: type[Dataset], **params: Any) -> None:
     """Load twice: documents (text) or a 2-D float array (vector), the same both times."""
     check_declaration(cls)
+    check_dependencies(cls(**params))
     first, second = cls(**params).load(), cls(**params).load()
     if cls.modality == "text":
         assert isinstance(first, list) and all(isinstance(d, str) for d in first), f"{cls.name}: load() gives strings"

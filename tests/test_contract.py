@@ -84,3 +84,31 @@ def test_the_pytest_plugin_gives_authors_a_real_run(pytester):
         """
     )
     pytester.runpytest_inprocess().assert_outcomes(passed=1)
+
+
+def test_dependency_checks_bite(tmp_path):
+    class ReadsAFile(Replace):
+        name = "reads-a-file"
+
+        def __init__(self, *, vocab: str = str(tmp_path)) -> None:
+            self.vocab = vocab
+
+        def dependencies(self):
+            return [self.vocab]  # a path given as a string: its content would not be hashed
+
+    with pytest.raises(AssertionError, match="is a path given as a string"):
+        contract.check_mixer(ReadsAFile)
+    ReadsAFile.dependencies = lambda self: [tmp_path / "missing"]
+    with pytest.raises(AssertionError, match="does not exist"):
+        contract.check_mixer(ReadsAFile)
+    ReadsAFile.dependencies = lambda self: [tmp_path]
+    contract.check_mixer(ReadsAFile)
+
+
+def test_text_files_declares_the_files_it_reads(tmp_path):
+    from collapse_bench.builtin.datasets import TextFiles
+
+    (tmp_path / "a.txt").write_text("one\n\ntwo\n")
+    (tmp_path / "b.txt").write_text("three\n\nfour\n")
+    contract.check_dataset(TextFiles, path=str(tmp_path))
+    assert TextFiles(path=str(tmp_path)).dependencies() == [tmp_path / "a.txt", tmp_path / "b.txt"]
