@@ -92,12 +92,21 @@ def code_modules(module: str) -> dict[str, Path]:
     return dict(sorted(seen.items()))
 
 
+def _defining_file(cls: type) -> dict[str, Path]:
+    """The file of a class whose module is not importable by name (a file loaded from a plugins folder)."""
+    for value in vars(cls).values():
+        code = getattr(getattr(value, "__func__", value), "__code__", None)
+        if code is not None and code.co_filename.endswith(".py") and Path(code.co_filename).is_file():
+            return {cls.__module__: Path(code.co_filename)}
+    return {}
+
+
 @functools.cache
 def code_hash(cls: type) -> str:
     """Hash of the code a component runs: see :func:`code_modules` (16 hex digits)."""
     try:
-        modules = code_modules(cls.__module__)
-        if not modules:  # defined outside any file (e.g. interactively): hash what we can see
+        modules = code_modules(cls.__module__) or _defining_file(cls)
+        if not modules:  # defined outside any file (e.g. interactively)
             return "unknown"
         h = hashlib.sha256()
         for name, path in modules.items():

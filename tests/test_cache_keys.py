@@ -209,3 +209,17 @@ def test_declared_dependencies_must_be_paths_or_identifiers():
 
     with pytest.raises(PluginError, match="declared 42 in dependencies"):
         dependencies_digest(Bad(), "model 'bad'")
+
+
+def test_a_component_from_a_plugins_folder_is_keyed_by_its_file(tmp_path):
+    from collapse_bench.keys import code_hash
+    from collapse_bench.plugins import _import_file
+
+    source = tmp_path / "folder_mixer.py"
+    hashes = []
+    for body in ("return ctx.history[-1]", "return ctx.history[0]"):
+        header = "from collapse_bench import Mixer\n\n\nclass Last(Mixer):\n    name = 'last'\n\n"
+        source.write_text(f"{header}    def mix(self, ctx):\n        {body}\n")
+        code_hash.cache_clear()
+        hashes.append(code_hash(_import_file(source).Last))
+    assert "unknown" not in hashes and hashes[0] != hashes[1]
