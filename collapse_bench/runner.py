@@ -502,6 +502,14 @@ class RunConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
+def _declared(component: Resolved, kind: str) -> dict[str, Any]:
+    """What a component declared it reads, and the digest of it that entered the cache keys."""
+    who = f"{kind} {component.label!r} ({component.registered.origin})"
+    instance = component.make()
+    digest_ = dependencies_digest(instance, who)  # first: it turns a failing dependencies() into a clean error
+    return {"declared": [str(d) for d in instance.dependencies()], "sha256": digest_}
+
+
 def manifest(plan: Plan, config: RunConfig, run_id: str, argv: Sequence[str]) -> dict[str, Any]:
     """Everything needed to reproduce and to trust the run, written before training starts."""
     from datetime import UTC, datetime
@@ -531,6 +539,7 @@ def manifest(plan: Plan, config: RunConfig, run_id: str, argv: Sequence[str]) ->
                 "plugin": r.registered.plugin,
                 "distribution": r.registered.distribution,
                 "version": r.registered.version,
+                "dependencies": _declared(r, kind),
             }
             for kind, r in components
         ],

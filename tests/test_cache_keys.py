@@ -154,6 +154,13 @@ def test_an_overwritten_local_checkpoint_is_not_served_from_the_cache(tmp_path):
     assert again != old
     assert again == fresh
     assert again == pytest.approx(_perplexity_by_hand(path, real), rel=1e-5)
+    declared = [
+        next(p["dependencies"] for p in json.loads((tmp_path / run / "manifest.json").read_text())["plugins"]
+             if p["kind"] == "model")
+        for run in ("first", "second")
+    ]  # fmt: skip
+    assert declared[0]["declared"] == declared[1]["declared"] == [str(path)]
+    assert declared[0]["sha256"] != declared[1]["sha256"]
 
 
 def test_every_file_of_a_local_checkpoint_is_in_the_key(tmp_path):
