@@ -19,11 +19,12 @@ from collapse_bench.testing import run_protocol
 
 
 def test_code_of_a_component_is_its_module_and_the_package_modules_it_imports():
-    # repetition.py imports counting, components and errors; protocol only under TYPE_CHECKING,
-    # and components imports data and protocol only under TYPE_CHECKING too.
+    # repetition.py imports counting, guards, components and errors; protocol only under
+    # TYPE_CHECKING, and components imports data and protocol only under TYPE_CHECKING too.
     assert set(code_modules(RepetitionMetric.__module__)) == {
         "collapse_bench.builtin.metrics.repetition",
         "collapse_bench.builtin.metrics.counting",
+        "collapse_bench.builtin.metrics.guards",
         "collapse_bench.components",
         "collapse_bench.errors",
     }
