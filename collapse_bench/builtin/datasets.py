@@ -125,7 +125,7 @@ class TextFiles(Dataset):
 
     def dependencies(self) -> list[str | os.PathLike]:
         """Every file read, by content."""
-        return [Path(f) for f in self._files()]
+        return list(textfiles.find(self.path, self.glob).files)
 
     def load(self) -> list[str]:
         found = textfiles.find(self.path, self.glob)
