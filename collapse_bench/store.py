@@ -244,7 +244,12 @@ class RunDir:
 
 
 def record_key(record: dict[str, Any]) -> tuple:
-    """(model, mixer, seed, generation) of a record, sample excerpt or failure."""
+    """(model, mixer, seed, generation) of a record, sample excerpt or failure.
+
+    A line that is not a JSON object gets a key of its own, so it is kept for validation to name.
+    """
+    if not isinstance(record, dict):
+        return ("not a record", id(record))
     return tuple(record.get(k) for k in ("model", "mixer", "seed", "generation"))
 
 
