@@ -94,6 +94,15 @@ class Dataset(Component):
         ``vector``: a float array ``(n, dim)``; the harness shuffles and splits its rows.
         """
 
+    def held_out(self) -> dict[str, list[str]]:
+        """The dataset's own held-out documents, by part: ``test`` and ``validation`` (text).
+
+        A part given here is used as it is: ``test`` replaces the test split the harness would
+        carve from ``load()``'s documents, ``validation`` is what models keep their best epoch by.
+        Nothing by default.
+        """
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """What the last ``load()`` read (files, bytes, what it skipped), for the run's manifest.
 
@@ -124,6 +133,8 @@ class RealData:
     source: dict[str, Any] = field(default_factory=dict)
     #: Things about the data the user should know (files skipped, duplicates across the split).
     notes: list[str] = field(default_factory=list)
+    #: Rows of the dataset's own validation split (text), for best-epoch selection; else ``None``.
+    validation: np.ndarray | None = None
 
     @property
     def vocab_size(self) -> int | None:
@@ -143,6 +154,7 @@ class RealData:
             "train_rows": len(self.train),
             "test_rows": len(self.test),
             "pool_rows": len(self.pool),
+            "validation_rows": 0 if self.validation is None else len(self.validation),
             "hashes": self.hashes,
         }
         if self.source:
@@ -173,6 +185,9 @@ class FitContext:
     previous: Model | None = None
     #: The generation-0 model of this chain (``None`` at generation 0).
     base: Model | None = None
+    #: The real validation rows (the dataset's own validation split), for models that keep their
+    #: best epoch by validation loss; ``None`` when the dataset has none.
+    validation: np.ndarray | None = None
 
 
 @dataclass
@@ -190,6 +205,8 @@ class SampleContext:
     prompts: np.ndarray | None = None
     #: The run's tokenizer (text modality).
     tokenizer: Tokenizer | None = None
+    #: The real training rows D_0, for models that continue the original blocks every generation.
+    real: np.ndarray | None = None
 
 
 class Model(Component):

@@ -67,9 +67,14 @@ def _byte_of() -> dict[str, int]:
 
 
 def token_bytes(tokenizer: Tokenizer) -> list[bytes]:
-    """The bytes of every token id of a byte-level tokenizer (the run's), by id."""
+    """The bytes of every token id of a byte-level tokenizer (the run's), by id; special tokens
+    (a pretrained tokenizer's ``</s>``) stand for no text, so they have none."""
     byte_of = _byte_of()
-    return [bytes(byte_of[c] for c in tokenizer.id_to_token(i)) for i in range(tokenizer.get_vocab_size())]
+    special = {i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special}
+    return [
+        b"" if i in special else bytes(byte_of[c] for c in tokenizer.id_to_token(i))
+        for i in range(tokenizer.get_vocab_size())
+    ]
 
 
 def count_chars(data: bytes) -> int:
@@ -79,14 +84,40 @@ def count_chars(data: bytes) -> int:
     return len(data.decode("utf-8", errors="ignore"))
 
 
+def _cut(ids: list[int], length: int) -> np.ndarray:
+    """A token stream cut into rows of ``length`` tokens; the remainder is dropped."""
+    stream = np.asarray(ids, dtype=np.int32)
+    n = len(stream) // length
+    return stream[: n * length].reshape(n, length)
+
+
 def _blocks(tokenizer: Tokenizer, documents: list[str], length: int) -> np.ndarray:
-    """Encode documents into one token stream and cut it into rows of ``length`` tokens."""
-    ids = np.fromiter(
-        (i for enc in tokenizer.encode_batch([d + "\n\n" for d in documents]) for i in enc.ids),
-        dtype=np.int32,
-    )
-    n = len(ids) // length
-    return ids[: n * length].reshape(n, length)
+    """Encode documents, each followed by a blank line, into one stream cut into rows of ``length`` tokens."""
+    return _cut([i for enc in tokenizer.encode_batch([d + "\n\n" for d in documents]) for i in enc.ids], length)
+
+
+def pretrained_tokenizer(path: str) -> Any:
+    """A pretrained fast tokenizer (hub id or directory), as ``transformers`` loads it."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"[data] tokenizer {path!r} cannot be loaded: {reason}",
+            'give a directory written by save_pretrained, a reachable hub id, or tokenizer = "fit"',
+        ) from None
+    if not tok.is_fast:
+        raise DataError(f"[data] tokenizer {path!r} is a slow tokenizer", "save it as a fast tokenizer")
+    return tok
+
+
+def _own_blocks(tokenizer: Any, documents: list[str], length: int) -> np.ndarray:
+    """Each document encoded as ``tokenizer`` encodes it (special tokens included, e.g. OPT's
+    ``</s>`` before each), concatenated in order and cut into rows of ``length`` tokens."""
+    encoded = tokenizer(documents)["input_ids"] if documents else []
+    return _cut([i for ids in encoded for i in ids], length)
 
 
 def _too_small(what: str, have: int, need: int, protocol: Protocol) -> DataError:
@@ -102,6 +133,12 @@ def _duplicates(test_docs: list[str], train_docs: list[str]) -> int:
     return sum(d in seen for d in test_docs)
 
 
+def _documents(raw: Any, rows: str) -> list[str]:
+    """The documents of a text dataset as ``[data] rows`` says: ``raw`` as given, else stripped, empty ones dropped."""
+    texts = [d for d in raw if isinstance(d, str)]
+    return texts if rows == "raw" else [d.strip() for d in texts if d.strip()]
+
+
 def prepare(dataset: Dataset, protocol: Protocol, progress: Callable[[str], None] | None = None) -> RealData:
     """Load ``dataset`` and split it as ``protocol`` says; ``progress`` hears each step as it starts."""
     say = progress or (lambda _: None)
@@ -111,38 +148,61 @@ def prepare(dataset: Dataset, protocol: Protocol, progress: Callable[[str], None
     spec = protocol.data
     rng = np.random.default_rng(spec.split_seed)
     if dataset.modality == "text":
-        docs = [d for d in raw if isinstance(d, str) and d.strip()]
-        if len(docs) < 2:
-            raise DataError(
-                f"dataset {protocol.dataset.name!r} gave {len(docs)} non-empty documents",
-                "a text dataset needs at least two documents (one for test, one for train)",
-            )
-        order = rng.permutation(len(docs))
-        n_test = max(1, round(spec.test_fraction * len(docs)))
-        test_docs = [docs[i] for i in order[:n_test]]
-        train_docs = [docs[i] for i in order[n_test:]]
-        size = sum(len(d) for d in train_docs)
-        say(f"fitting the tokenizer on {len(train_docs):,} documents ({size:,} characters)")
-        tokenizer = fit_tokenizer(train_docs, spec.vocab_size)
+        own = {part: _documents(docs, spec.rows) for part, docs in dataset.held_out().items()}
+        docs = _documents(raw, spec.rows)
+        if "test" in own:
+            test_docs, train_docs = own["test"], docs
+        else:
+            if len(docs) < 2:
+                raise DataError(
+                    f"dataset {protocol.dataset.name!r} gave {len(docs)} non-empty documents",
+                    "a text dataset needs at least two documents (one for test, one for train)",
+                )
+            order = rng.permutation(len(docs))
+            n_test = max(1, round(spec.test_fraction * len(docs)))
+            test_idx, train_idx = order[:n_test], order[n_test:]
+            if spec.order == "dataset":
+                test_idx, train_idx = np.sort(test_idx), np.sort(train_idx)
+            test_docs = [docs[i] for i in test_idx]
+            train_docs = [docs[i] for i in train_idx]
+        if spec.tokenizer == "fit":
+            size = sum(len(d) for d in train_docs)
+            say(f"fitting the tokenizer on {len(train_docs):,} documents ({size:,} characters)")
+            tokenizer = fit_tokenizer(train_docs, spec.vocab_size)
+
+            def blocks(documents: list[str]) -> np.ndarray:
+                return _blocks(tokenizer, documents, spec.block_tokens)
+        else:
+            say(f"loading the tokenizer {spec.tokenizer!r}")
+            pretrained = pretrained_tokenizer(spec.tokenizer)
+            tokenizer = pretrained.backend_tokenizer
+
+            def blocks(documents: list[str]) -> np.ndarray:
+                return _own_blocks(pretrained, documents, spec.block_tokens)
+
         say("encoding the documents into rows")
-        train_all = _blocks(tokenizer, train_docs, spec.block_tokens)
-        test_all = _blocks(tokenizer, test_docs, spec.block_tokens)
-        train_all = train_all[rng.permutation(len(train_all))]
-        if len(train_all) < spec.train_size:
-            raise _too_small("training ", len(train_all), spec.train_size, protocol)
-        if len(test_all) < spec.test_size:
-            raise _too_small("test ", len(test_all), spec.test_size, protocol)
-        test = test_all[: spec.test_size]
+        train_all = blocks(train_docs)
+        test_all = blocks(test_docs)
+        if spec.order == "shuffled":
+            train_all = train_all[rng.permutation(len(train_all))]
+        train_size = spec.train_size or len(train_all)
+        test_size = spec.test_size or len(test_all)
+        if len(train_all) < max(train_size, 1):
+            raise _too_small("training ", len(train_all), train_size, protocol)
+        if len(test_all) < max(test_size, 1):
+            raise _too_small("test ", len(test_all), test_size, protocol)
+        test = test_all[:test_size]
         real = RealData(
             modality="text",
-            train=train_all[: spec.train_size],
+            train=train_all[:train_size],
             test=test,
-            pool=train_all[spec.train_size :],
+            pool=train_all[train_size:],
             tokenizer=tokenizer,
+            validation=blocks(own["validation"]) if "validation" in own else None,
         )
         table = token_bytes(tokenizer)
         real.test_chars = count_chars(b"".join(table[i] for i in test.ravel()))
-        duplicates = _duplicates(test_docs, train_docs)
+        duplicates = _duplicates([d for d in test_docs if d.strip()], train_docs)
         if duplicates:
             real.notes.append(
                 f"warning: {duplicates} of {len(test_docs)} test documents also occur verbatim in training, so "
@@ -150,6 +210,8 @@ def prepare(dataset: Dataset, protocol: Protocol, progress: Callable[[str], None
             )
             real.source["duplicate_test_documents"] = duplicates
         real.hashes["tokenizer"] = _digest(tokenizer.to_str().encode())
+        if real.validation is not None:
+            real.hashes["validation"] = _digest(np.ascontiguousarray(real.validation).tobytes())
     else:
         arr = np.asarray(raw, dtype=np.float64)
         if arr.ndim != 2:

@@ -32,7 +32,9 @@ class Decoding:
     logits and multiplies the negative ones of tokens already in the sequence (Keskar et al.
     2019, as in ``transformers``). ``min_new_tokens``/``max_new_tokens`` bound the new tokens
     of the model's own tokenizer. ``prompt = "train"`` continues the generation's training rows
-    and keeps only the new tokens (Shumailov et al. 2024); ``"none"`` samples unconditionally.
+    and keeps only the new tokens, ``"real"`` the original real training rows every generation
+    (Shumailov et al. 2024); ``"none"`` samples unconditionally. ``keep_prompts``: that share of
+    the synthetic rows are prompt rows returned unchanged instead of continued (their 10% setting).
     A setting that does not apply to the strategy is refused, never ignored.
     """
 
@@ -44,7 +46,8 @@ class Decoding:
     repetition_penalty: float = setting(1.0, check=lambda v: v > 0, allowed="above 0 (1 is off)")
     min_new_tokens: int | None = setting(None, check=lambda v: v >= 0, allowed="0 or more")
     max_new_tokens: int | None = setting(None, check=lambda v: v >= 1, allowed="1 or more")
-    prompt: Literal["none", "train"] = "none"
+    prompt: Literal["none", "train", "real"] = "none"
+    keep_prompts: float = setting(0.0, check=lambda v: 0 <= v <= 1, allowed="in [0, 1]")
 
     def __post_init__(self) -> None:
         only = {"temperature": "sample", "top_k": "sample", "top_p": "sample", "num_beams": "beam"}
@@ -54,6 +57,11 @@ class Decoding:
                     f"decoding {key} applies to strategy {strategy!r}, not {self.strategy!r}",
                     f'remove {key} or set strategy = "{strategy}"',
                 )
+        if self.keep_prompts and self.prompt == "none":
+            raise ConfigError(
+                f"decoding keep_prompts = {self.keep_prompts} keeps prompt rows, but prompt = \"none\"",
+                'set prompt = "real" or "train", or remove keep_prompts',
+            )
         if (self.min_new_tokens or 0) > (self.max_new_tokens or math.inf):
             raise ConfigError(
                 f"decoding min_new_tokens {self.min_new_tokens} exceeds max_new_tokens {self.max_new_tokens}",

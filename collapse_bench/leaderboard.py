@@ -19,6 +19,7 @@ from collapse_bench.results import find_runs, results_of
 #: Values shown beside the ranking metric when a run has them, in this order.
 COLUMNS = (
     "perplexity",
+    "paper-perplexity",
     "perplexity.bits_per_char",
     "perplexity.zero_prob_rate",
     "reference-perplexity.mean",

@@ -27,16 +27,32 @@ def _positive(default: Any = dataclasses.MISSING) -> Any:
     return setting(default, check=lambda v: v >= 1, allowed="1 or more")
 
 
+def _all_or_positive() -> Any:
+    return setting(check=lambda v: v >= 0, allowed="0 (every block) or more")
+
+
 @dataclass(frozen=True)
 class DataSettings:
-    """How real data is split and tokenized: a protocol's ``[data]`` table."""
+    """How real data is split and tokenized: a protocol's ``[data]`` table (see docs/protocol.md)."""
 
-    train_size: int = _positive()
-    test_size: int = _positive()
+    #: Training rows; 0 = every block the training documents give.
+    train_size: int = _all_or_positive()
+    #: Test rows; 0 = every block the test documents give.
+    test_size: int = _all_or_positive()
     block_tokens: int = _positive(64)
     vocab_size: int = _positive(4096)
     test_fraction: float = setting(0.1, check=lambda v: 0 < v < 1, allowed="between 0 and 1")
     split_seed: int = setting(0, check=lambda v: v >= 0, allowed="0 or more")
+    #: ``fit``: a byte-level BPE of ``vocab_size`` fitted on the training documents, each document
+    #: followed by a blank line; else a pretrained tokenizer (hub id or directory) whose token ids
+    #: are the run's, each document encoded as that tokenizer does (its special tokens included).
+    tokenizer: str = "fit"
+    #: ``stripped``: documents stripped of surrounding whitespace, empty ones dropped; ``raw``:
+    #: every document exactly as the dataset gives it, empty ones included.
+    rows: Literal["stripped", "raw"] = "stripped"
+    #: ``shuffled``: documents and training blocks in a random order (``split_seed``); ``dataset``:
+    #: in the dataset's order.
+    order: Literal["shuffled", "dataset"] = "shuffled"
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,8 @@ class Protocol:
     dataset: Spec
     data: DataSettings
     generations: int = setting(check=lambda v: v >= 2, allowed="2 or more: collapse needs a chain")
-    samples: int = _positive()
+    #: Synthetic rows per generation; 0 = one per training row (set once the data is loaded).
+    samples: int = setting(check=lambda v: v >= 0, allowed="0 (one per training row) or more")
     seeds: int = _positive()
     metrics: tuple[str, ...]
     models: tuple[str, ...]

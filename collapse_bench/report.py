@@ -11,6 +11,7 @@ from collapse_bench.store import RunDir
 #: Values that show collapse at a glance, in the order they are printed.
 HEADLINE = (
     "perplexity",
+    "paper-perplexity",
     "tail.type_coverage",
     "repetition.seq_rep_4",
     "unigram-divergence.js",

@@ -156,6 +156,8 @@ def load_data(plan: Plan, progress: Callable[[str], None] | None = None) -> Real
     """Load and split the dataset (``progress`` hears each step), then let every mixer refuse data too small for it."""
     with blame(f"dataset {plan.dataset.label!r} ({plan.dataset.registered.origin})", "load()"):
         real = prepare(plan.dataset.make(), plan.protocol, progress)
+    if plan.protocol.samples == 0:  # one synthetic row per training row: known once the data is split
+        plan.protocol = dataclasses.replace(plan.protocol, samples=len(real.train))
     for mixer in plan.mixers:
         with blame(f"mixer {mixer.label!r} ({mixer.registered.origin})", "check_data()"):
             mixer.make().check_data(real, plan.protocol)
@@ -403,6 +405,7 @@ class Runner:
             tokenizer=self.real.tokenizer,
             previous=previous.model if previous else None,
             base=base.model if base else None,
+            validation=self.real.validation,
         )
         with blame(who, f"fit() at {where}"):
             m.fit(data, fit_ctx)
@@ -415,6 +418,7 @@ class Runner:
             decoding=protocol.decoding,
             prompts=data,
             tokenizer=self.real.tokenizer,
+            real=self.real.train,
         )
         with blame(who, f"sample() at {where}"):
             rows = m.sample(protocol.samples, sample_ctx)

@@ -12,7 +12,6 @@ import pytest
 from collapse_bench.builtin.datasets import Shakespeare
 from collapse_bench.builtin.models.gpt import GptModel, GptTiny
 from collapse_bench.builtin.models.hf import HfModel, row_text
-from collapse_bench.builtin.models.torch_lm import Training
 from collapse_bench.components import FitContext, SampleContext
 from collapse_bench.data import prepare, token_bytes
 from collapse_bench.decoding import Decoding
@@ -350,19 +349,6 @@ def test_hf_same_seed_same_numbers(checkpoint, real):
 def test_hf_path_that_cannot_be_reached_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="hf cannot load the config of"):
         HfModel(path=str(tmp_path / "missing")).check(get_registry().protocol("smoke"))
-
-
-def test_shumailov2024_protocol_is_the_papers(registry, checkpoint):
-    protocol = get_registry().protocol("shumailov2024")
-    training, decoding = Training.parse(protocol.training), protocol.decoding
-    assert (training.epochs, training.lr, training.schedule, training.min_lr) == (5, 2e-5, "cosine", 1e-6)
-    assert (decoding.strategy, decoding.beams, decoding.repetition_penalty) == ("beam", 5, 3.0)
-    assert decoding.min_new_tokens == decoding.max_new_tokens == protocol.data.block_tokens == 64
-    assert decoding.prompt == "train" and protocol.samples == protocol.data.train_size
-    assert protocol.models == ("hf:path=facebook/opt-125m",)
-    assert protocol.mixers == ("replace", "keep-real:fraction=0.1") and protocol.generations == 10
-    plan = make_plan(registry, protocol, models=[f"hf:path={checkpoint}"])  # validates every component
-    assert [m.label for m in plan.mixers] == ["replace", "keep-real"]
 
 
 def test_gpt_tiny_runs_the_grid_and_reloads_from_the_cache(run, tmp_path):

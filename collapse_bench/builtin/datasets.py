@@ -75,9 +75,10 @@ def _quiet_hub() -> None:
 
 
 def _texts(ds, column: str, where: str) -> list[str]:
+    """The column's strings as the dataset has them (the protocol's ``[data] rows`` decides on stripping)."""
     if column not in ds.column_names:
         raise DataError(f"{where} has no column {column!r}", f"set column= to one of: {', '.join(ds.column_names)}")
-    return [t.strip() for t in ds[column] if isinstance(t, str) and t.strip()]
+    return [t for t in ds[column] if isinstance(t, str)]
 
 
 class TextFiles(Dataset):
@@ -177,23 +178,42 @@ class HubDataset(Dataset):
     name = "hf"
     modality = "text"
 
-    def __init__(self, *, path: str, config: str | None = None, split: str = "train", column: str = "text") -> None:
+    def __init__(
+        self,
+        *,
+        path: str,
+        config: str | None = None,
+        split: str = "train",
+        column: str = "text",
+        test_split: str | None = None,
+        validation_split: str | None = None,
+    ) -> None:
         """``path``: hub id (e.g. ``Salesforce/wikitext``) or local folder; ``config``: e.g.
-        ``wikitext-2-raw-v1``; ``split`` and ``column`` select the text."""
+        ``wikitext-2-raw-v1``; ``split`` and ``column`` select the training text; ``test_split``
+        and ``validation_split``: the dataset's own held-out splits (e.g. ``test``,
+        ``validation``), used as they are instead of a test split carved from ``split``."""
         self.path, self.config, self.split, self.column = path, config, split, column
+        self.test_split, self.validation_split = test_split, validation_split
 
-    def load(self) -> list[str]:
+    def _split(self, split: str) -> list[str]:
         _quiet_hub()
         import datasets
 
         try:
-            ds = datasets.load_dataset(self.path, self.config, split=self.split)
+            ds = datasets.load_dataset(self.path, self.config, split=split)
         except Exception as exc:  # network, missing config or split, unreadable files
             raise DataError(
-                f"hf could not load {self.path!r} (config {self.config!r}, split {self.split!r}): {exc}",
+                f"hf could not load {self.path!r} (config {self.config!r}, split {split!r}): {exc}",
                 "check the name, config and split; without a network connection give a local folder as path=",
             ) from None
-        return _texts(ds, self.column, f"hf dataset {self.path!r}")
+        return _texts(ds, self.column, f"hf dataset {self.path!r} split {split!r}")
+
+    def load(self) -> list[str]:
+        return self._split(self.split)
+
+    def held_out(self) -> dict[str, list[str]]:
+        parts = {"test": self.test_split, "validation": self.validation_split}
+        return {part: self._split(split) for part, split in parts.items() if split is not None}
 
 
 class Normal(Dataset):

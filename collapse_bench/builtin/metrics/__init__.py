@@ -1,9 +1,10 @@
-"""Built-in metrics: test perplexity, reference perplexity, tail, repetition, divergence, variance."""
+"""Built-in metrics: test perplexity (ours and the paper's), reference perplexity, tail, repetition, divergence."""
 
 from __future__ import annotations
 
 from collapse_bench import hookimpl
 from collapse_bench.builtin.metrics.divergence import UnigramDivergenceMetric
+from collapse_bench.builtin.metrics.paper_perplexity import PaperPerplexityMetric
 from collapse_bench.builtin.metrics.perplexity import PerplexityMetric
 from collapse_bench.builtin.metrics.reference_perplexity import ReferencePerplexityMetric
 from collapse_bench.builtin.metrics.repetition import RepetitionMetric
@@ -14,6 +15,7 @@ from collapse_bench.builtin.metrics.variance import VarianceMetric
 @hookimpl
 def register_metrics(register):
     register(PerplexityMetric)
+    register(PaperPerplexityMetric)
     register(ReferencePerplexityMetric)
     register(TailMetric)
     register(RepetitionMetric)

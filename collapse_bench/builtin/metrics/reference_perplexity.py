@@ -13,7 +13,8 @@ class ReferencePerplexityMetric(Metric):
 
     With ``l_{r,t}`` the negative log-likelihood in nats that M_0 gives token ``t`` of synthetic
     row ``r`` (``L`` tokens per row, ``R`` rows), each row's perplexity is
-    ``ppl_r = exp(sum_t l_{r,t} / L)``. Reported: ``mean = sum_r ppl_r / R`` and the percentiles
+    ``ppl_r = exp(sum_t l_{r,t} / L)`` (with ``skip_first``, the mean over tokens ``1..L-1``: the
+    per-block perplexity of Shumailov et al.). Reported: ``mean = sum_r ppl_r / R`` and the percentiles
     ``p05``, ``p50``, ``p95`` by numpy's default definition (``method="linear"``, Hyndman & Fan
     type 7; see :func:`percentile`), so ``p50`` is the median, the mean of the two middle rows
     when ``R`` is even. A row of infinite perplexity (one M_0 gives probability 0) is kept: a
@@ -34,9 +35,17 @@ class ReferencePerplexityMetric(Metric):
     requires = frozenset({LOGLIK})
     outputs = {"mean": LOWER, "p05": HIGHER, "p50": HIGHER, "p95": LOWER}
 
+    def __init__(self, *, skip_first: bool = False) -> None:
+        """``skip_first``: leave each row's first token out (``L - 1`` tokens per row), as the loss of
+        Shumailov et al. on a block predicts its tokens after the first."""
+        self.skip_first = skip_first
+
     def compute(self, ctx: MetricContext) -> dict[str, float]:
         require_rows(ctx.samples, self.name, "synthetic rows S_g")
         nll = np.asarray(ctx.base.nll(ctx.samples), dtype=np.float64)
+        if self.skip_first:
+            require_rows(nll[:, 1:], self.name, "synthetic rows S_g without their first token")
+            nll = nll[:, 1:]
         with np.errstate(over="ignore"):  # rows M_0 finds (near) impossible have infinite perplexity
             row_ppl = np.sort(np.exp(nll.mean(axis=1)))
         return {"mean": float(row_ppl.mean())} | {f"p{q:02d}": percentile(row_ppl, q) for q in (5, 50, 95)}

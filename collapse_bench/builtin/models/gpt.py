@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from collapse_bench.builtin.models.torch_lm import TorchLM
+from collapse_bench.builtin.models.torch_lm import TorchLM, Training
 from collapse_bench.components import FitContext, SampleContext
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
@@ -56,6 +56,11 @@ class GptModel(TorchLM):
 
     def _check_decoding(self, decoding: Decoding, protocol: Protocol) -> None:
         length = protocol.data.block_tokens
+        if not Training.parse(protocol.training).row_bos:
+            raise ConfigError(
+                f"{self.name} reads every row after its BOS symbol, but [training] row_bos = false",
+                "remove row_bos (bare rows are for hf models in their own token space)",
+            )
         if decoding.prompt != "none":
             raise ConfigError(
                 f'{self.name} cannot continue training rows (decoding prompt = "{decoding.prompt}"): its context '

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from collapse_bench.builtin.models.torch_lm import TorchLM
+from collapse_bench.builtin.models.torch_lm import TorchLM, Training
 from collapse_bench.components import FitContext, SampleContext
 from collapse_bench.data import token_bytes
 from collapse_bench.decoding import Decoding
@@ -103,6 +103,7 @@ class HfModel(TorchLM):
         self.tokenizer: Any = None  # the model's own tokenizer
         self.run_tokenizer: Any = None  # the run's tokenizer, kept from fit() for nll() and sample()
         self.run_table: list[bytes] | None = None  # the bytes of each run token
+        self._own_tokens: bool | None = None  # whether run tokens are the model's own (see own_tokens)
 
     def dependencies(self) -> list[str | os.PathLike]:
         """A local checkpoint by the content of its files (weights, config, tokenizer, generation
@@ -149,6 +150,12 @@ class HfModel(TorchLM):
 
         self._load("config", AutoConfig.from_pretrained)
         _ = self.bos
+        if not Training.parse(protocol.training).row_bos and protocol.data.tokenizer == "fit":
+            raise ConfigError(
+                "[training] row_bos = false trains hf on bare rows of its own token ids, but [data] tokenizer = "
+                '"fit" makes the rows run-BPE tokens that hf reads as text after its BOS',
+                f'set [data] tokenizer = "{self.path}" or remove row_bos',
+            )
         if not self.tokenizer.is_fast:
             raise ConfigError(
                 f"the tokenizer of {self.path!r} is a slow (Python) tokenizer, without the character offsets "
@@ -157,7 +164,7 @@ class HfModel(TorchLM):
             )
 
     def fit(self, data: np.ndarray, ctx: FitContext) -> None:
-        self.run_tokenizer, self.run_table = ctx.tokenizer, None
+        self.run_tokenizer, self.run_table, self._own_tokens = ctx.tokenizer, None, None
         self._own_tokenizer()
         super().fit(data, ctx)
 
@@ -169,6 +176,20 @@ class HfModel(TorchLM):
         from collapse_bench.builtin.models import torch_support
 
         return self._load("model", torch_support.load_causal_lm)
+
+    @property
+    def own_tokens(self) -> bool:
+        """Whether the run's tokens are this model's own (``[data] tokenizer`` is its tokenizer):
+        then rows are the model's token ids, used unchanged, and nothing crosses through text."""
+        if self._own_tokens is None:
+            own = self._own_tokenizer().backend_tokenizer
+            self._own_tokens = self.run_tokenizer.get_vocab(with_added_tokens=True) == own.get_vocab(True)
+        return self._own_tokens
+
+    def _own_rows(self, data: np.ndarray) -> list[np.ndarray]:
+        """Rows of the model's own ids as its sequences: after BOS, or bare with ``[training] row_bos = false``."""
+        head = [self.bos] if self.training.row_bos else []
+        return [np.array([*head, *row], dtype=np.int64) for row in np.asarray(data)]
 
     def _texts(self, data: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Each row as the model's own token ids (after BOS), and the run token each of them ends in."""
@@ -184,12 +205,31 @@ class HfModel(TorchLM):
         return seqs, where
 
     def _sequences(self, data: np.ndarray) -> list[np.ndarray]:
+        if self.own_tokens:
+            return self._own_rows(data)
+        if not self.training.row_bos:
+            raise ConfigError(
+                f"[training] row_bos = false needs the run's tokens to be those of {self.path!r}",
+                f'set [data] tokenizer = "{self.path}" or remove row_bos',
+            )
         return self._texts(data)[0]
 
     def nll(self, data: np.ndarray) -> np.ndarray:
-        """NLL per run token: each own token's NLL on the run token its last byte lies in (see the module doc)."""
+        """NLL per run token: each own token's NLL on the run token its last byte lies in (see the module doc).
+
+        In the model's own token space each token has its own NLL. With bare rows (``row_bos =
+        false``) tokens 1.. are scored in the row alone, as the model was trained, and token 0
+        after BOS alone, so that it is scored too.
+        """
         from collapse_bench.builtin.models import torch_support
 
+        if self.own_tokens:
+            rows = np.asarray(data)
+            scored = torch_support.token_nll(self.module, self._own_rows(rows), self.training)
+            if self.training.row_bos:
+                return np.array(scored, dtype=np.float64).reshape(rows.shape)
+            first = torch_support.token_nll(self.module, [np.array([self.bos, r[0]]) for r in rows], self.training)
+            return np.column_stack([np.concatenate(first), np.array(scored)]).astype(np.float64)
         seqs, where = self._texts(data)
         out = np.zeros(np.asarray(data).shape, dtype=np.float64)
         scored = torch_support.token_nll(self.module, seqs, self.training)
@@ -202,25 +242,46 @@ class HfModel(TorchLM):
         SentencePiece tokenizer saves as on, deleting the space before every comma)."""
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
-    def _prompts(self, n: int, ctx: SampleContext, decoding: Decoding) -> list[np.ndarray]:
-        """BOS alone, or BOS and a training row: every row once per pass, in a random order."""
+    def _prompt_rows(self, n: int, ctx: SampleContext, decoding: Decoding) -> np.ndarray | None:
+        """The run rows to continue (``train``: this generation's training rows, ``real``: the
+        original real ones), every row once per pass in a random order; ``None`` without prompts."""
         if decoding.prompt == "none":
-            return [np.array([self.bos])] * n
-        rows = np.asarray(ctx.prompts)
+            return None
+        rows = np.asarray(ctx.real if decoding.prompt == "real" else ctx.prompts)
         passes = -(-n // len(rows))
         order = np.concatenate([ctx.rng.permutation(len(rows)) for _ in range(passes)])[:n]
-        return self._sequences(rows[order])
+        return rows[order]
 
     def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
-        """``n`` rows of ``ctx.length`` run tokens, re-encoded from the model's new tokens (see the module doc)."""
+        """``n`` rows of ``ctx.length`` run tokens: the model's new tokens after each prompt (see
+        the module doc); with ``keep_prompts``, that share of the prompt rows comes back unchanged."""
+        decoding = ctx.decoding
+        chosen = self._prompt_rows(n, ctx, decoding)
+        keep = np.zeros(n, dtype=bool)
+        if chosen is not None and decoding.keep_prompts:
+            keep[ctx.rng.choice(n, size=round(decoding.keep_prompts * n), replace=False)] = True
+        out = np.empty((n, ctx.length), dtype=np.int32)
+        if keep.any():
+            out[keep] = chosen[keep]
+        if not keep.all():
+            out[~keep] = self._continue(None if chosen is None else chosen[~keep], int((~keep).sum()), ctx, decoding)
+        return out
+
+    def _continue(self, rows: np.ndarray | None, n: int, ctx: SampleContext, decoding: Decoding) -> np.ndarray:
+        """New rows after each of ``rows`` (after BOS alone when ``None``)."""
         from collapse_bench.builtin.models import torch_support
 
-        decoding = ctx.decoding
-        prompts = self._prompts(n, ctx, decoding)
+        prompts = [np.array([self.bos])] * n if rows is None else self._sequences(rows)
+        if self.own_tokens:  # the row is exactly ctx.length new ids, unchanged (EOS suppressed until then)
+            more = torch_support.generate(
+                self.module, prompts, decoding, (ctx.length, ctx.length), eos=self.tokenizer.eos_token_id,
+                rng=ctx.rng, cfg=self.training,
+            )  # fmt: skip
+            return np.array(more, dtype=np.int32)
         most = decoding.max_new_tokens or ctx.length
         span = (decoding.min_new_tokens or 0, most)
         new = [np.empty(0, dtype=np.int64)] * n
-        rows: list[list[int]] = [[] for _ in range(n)]
+        got: list[list[int]] = [[] for _ in range(n)]
         pending = list(range(n))
         for _ in range(ROUNDS):
             contexts = [np.concatenate([prompts[i], new[i]]) for i in pending]
@@ -232,10 +293,10 @@ class HfModel(TorchLM):
                 new[i] = np.concatenate([new[i], tokens])
             texts = self.decode([new[i] for i in pending])
             for i, encoding in zip(pending, self.run_tokenizer.encode_batch(texts), strict=True):
-                rows[i] = encoding.ids[: ctx.length]
-            pending = [i for i in pending if len(rows[i]) < ctx.length]
+                got[i] = encoding.ids[: ctx.length]
+            pending = [i for i in pending if len(got[i]) < ctx.length]
             if not pending:
-                return np.array(rows, dtype=np.int32)
+                return np.array(got, dtype=np.int32)
             span = (most, most)  # continue with EOS suppressed
         raise RuntimeError(
             f"{len(pending)} of {n} samples of {self.path!r} stayed under {ctx.length} run tokens after "
@@ -254,4 +315,4 @@ class HfModel(TorchLM):
         super().load(path)
         self.tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
         self.run_tokenizer = Tokenizer.from_str((path / "run_tokenizer.json").read_text())
-        self.run_table = None
+        self.run_table, self._own_tokens = None, None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 
 from collapse_bench.components import LOGLIK, FitContext, Model
+from collapse_bench.errors import ConfigError
 from collapse_bench.settings import build, setting
 
 if TYPE_CHECKING:
@@ -42,8 +43,25 @@ class Training:
     weight_decay: float = setting(0.0, check=lambda v: v >= 0, allowed="0 or more")
     grad_clip: float = setting(1.0, check=lambda v: v >= 0, allowed="0 (off) or more")
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    schedule_interval: Literal["step", "epoch"] = "step"
+    select: Literal["last", "best-validation"] = "last"
+    row_bos: bool = True
     compile: bool = False
     eval_batch_size: int = setting(128, check=lambda v: v >= 1, allowed="1 or more")
+
+    def __post_init__(self) -> None:
+        if self.by_epoch and (self.steps is not None or self.epochs != int(self.epochs)):
+            raise ConfigError(
+                f"[training] schedule_interval = {self.schedule_interval!r} and select = {self.select!r} "
+                f"need whole epochs, but steps = {self.steps!r} and epochs = {self.epochs!r}",
+                "give a whole number of epochs and no steps",
+            )
+
+    @property
+    def by_epoch(self) -> bool:
+        """Whether training runs whole epochs (every row once, the last batch smaller): needed to
+        step the schedule per epoch or to keep the best epoch by validation loss."""
+        return self.schedule_interval == "epoch" or self.select == "best-validation"
 
     @classmethod
     def parse(cls, table: dict[str, Any]) -> Training:
@@ -81,7 +99,15 @@ class TorchLM(Model):
         torch_support.seed(ctx.rng)
         self.module = self._initial(data, ctx)
         lr = self.training.lr or self.default_lr
-        torch_support.train(self.module, self._sequences(data), self.training, lr, ctx.rng)
+        validation = None
+        if self.training.select == "best-validation":
+            if ctx.validation is None or not len(ctx.validation):
+                raise ConfigError(
+                    '[training] select = "best-validation" needs a validation split, and the data has none',
+                    'give the dataset a validation split (hf: validation_split=...) or select = "last"',
+                )
+            validation = self._sequences(ctx.validation)
+        torch_support.train(self.module, self._sequences(data), self.training, lr, ctx.rng, validation)
 
     def _initial(self, data: np.ndarray, ctx: FitContext) -> Any:
         """The network training starts from in this generation."""

@@ -101,34 +101,86 @@ def _batches(n: int, size: int, steps: int, rng: np.random.Generator) -> Iterato
         order = order[size:]
 
 
-def train(model: Any, seqs: list[np.ndarray], cfg: Training, lr: float, rng: np.random.Generator) -> None:
-    """Fit ``model`` to ``seqs`` (each starting with BOS) by AdamW on the next-token loss.
+def _epoch(n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's batches: a fresh permutation cut into batches, the last one smaller (as a
+    shuffling ``DataLoader`` without ``drop_last``)."""
+    order = rng.permutation(n)
+    return [order[i : i + size] for i in range(0, n, size)]
+
+
+def _loss(forward: Any, seqs: list[np.ndarray], rows: np.ndarray, cfg: Training, dev: torch.device) -> torch.Tensor:
+    """The mean next-token cross-entropy of a batch of sequences (padding ignored), as ``transformers`` computes it."""
+    ids, mask = pad([seqs[i] for i in rows], 0)
+    labels = ids if mask is None else ids.masked_fill(mask == 0, IGNORE)
+    ids, labels = ids.to(dev), labels.to(dev)
+    with autocast(cfg.precision, dev):
+        return forward(input_ids=ids, attention_mask=None if mask is None else mask.to(dev), labels=labels).loss
+
+
+def train(
+    model: Any,
+    seqs: list[np.ndarray],
+    cfg: Training,
+    lr: float,
+    rng: np.random.Generator,
+    validation: list[np.ndarray] | None = None,
+) -> None:
+    """Fit ``model`` to ``seqs`` by AdamW on the next-token loss.
 
     ``cfg.steps`` optimizer steps, else ``cfg.epochs`` passes over the data (rounded to whole
-    batches, at least one); batches are drawn without replacement within an epoch.
+    batches, at least one); batches are drawn without replacement within an epoch. With
+    ``cfg.by_epoch`` every epoch is exactly one pass (the last batch smaller), the schedule steps
+    once per epoch or per step, and with ``validation`` the weights of the epoch with the lowest
+    mean validation loss are kept (Lightning's ``ModelCheckpoint(monitor="val_loss")``).
     """
     dev = device()
     model.to(dev).train()
-    steps = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * math.ceil(len(seqs) / cfg.batch_size)))
+    if cfg.by_epoch:
+        epochs = [_epoch(len(seqs), cfg.batch_size, rng) for _ in range(int(cfg.epochs))]
+    else:
+        per_pass = math.ceil(len(seqs) / cfg.batch_size)
+        steps = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * per_pass))
+        epochs = [list(_batches(len(seqs), cfg.batch_size, steps, rng))]
+    per_epoch = cfg.schedule_interval == "epoch"
+    total = len(epochs) if per_epoch else sum(map(len, epochs))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, steps, cfg, lr))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total, cfg, lr))
     forward = torch.compile(model) if cfg.compile else model
-    for rows in _batches(len(seqs), cfg.batch_size, steps, rng):
-        ids, mask = pad([seqs[i] for i in rows], 0)
-        labels = ids if mask is None else ids.masked_fill(mask == 0, IGNORE)
-        ids, labels = ids.to(dev), labels.to(dev)
-        with autocast(cfg.precision, dev):
-            loss = forward(input_ids=ids, attention_mask=None if mask is None else mask.to(dev), labels=labels).loss
-        if not torch.isfinite(loss):  # fails the cell (recorded, the others go on) instead of training on garbage
-            raise FloatingPointError(f"training loss became {loss.item()} at step {schedule.last_epoch}; lower lr")
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+    step = 0
+    for batches in epochs:
+        for rows in batches:
+            loss = _loss(forward, seqs, rows, cfg, dev)
+            if not torch.isfinite(loss):  # fails the cell (recorded, the others go on) instead of training on garbage
+                raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower lr")
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if not per_epoch:
+                schedule.step()
+        if per_epoch:
+            schedule.step()
+        if validation is not None:
+            value = validation_loss(model, validation, cfg)
+            if best is None or value < best[0]:
+                best = (value, {k: v.detach().clone() for k, v in model.state_dict().items()})
+            model.train()
+    if best is not None:
+        model.load_state_dict(best[1])
     model.eval()
+
+
+@torch.inference_mode()
+def validation_loss(model: Any, seqs: list[np.ndarray], cfg: Training) -> float:
+    """Mean next-token cross-entropy over every predicted token of ``seqs`` (the sequences' own
+    losses weighted by their predicted tokens: Lightning's batch-size-weighted epoch mean of the
+    per-batch losses when every sequence has the same length)."""
+    nll = token_nll(model, seqs, cfg)
+    return float(np.concatenate(nll).mean())
 
 
 @torch.inference_mode()
