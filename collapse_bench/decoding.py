@@ -59,7 +59,7 @@ class Decoding:
                 )
         if self.keep_prompts and self.prompt == "none":
             raise ConfigError(
-                f"decoding keep_prompts = {self.keep_prompts} keeps prompt rows, but prompt = \"none\"",
+                f'decoding keep_prompts = {self.keep_prompts} keeps prompt rows, but prompt = "none"',
                 'set prompt = "real" or "train", or remove keep_prompts',
             )
         if (self.min_new_tokens or 0) > (self.max_new_tokens or math.inf):

@@ -55,7 +55,7 @@ def test_strict_mode_wants_the_toml_type_but_takes_an_int_for_a_float():
     ("tables", "expect"),
     [
         ({"samples": "many"}, "setting 'samples' is 'many', not an int"),
-        ({"samples": 0}, "setting 'samples' is 0"),
+        ({"samples": -1}, "setting 'samples' is -1"),
         ({"generations": 1}, "2 or more"),
         ({"data": {"train_size": 8, "test_size": 8, "test_fraction": 1.5}}, "test_fraction"),
         ({"data": {"train_size": 8}}, "[data] has no field 'test_size'"),

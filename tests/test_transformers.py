@@ -17,7 +17,6 @@ from collapse_bench.data import prepare, token_bytes
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
 from collapse_bench.plugins import get_registry
-from collapse_bench.runner import make_plan
 from collapse_bench.testing import protocol_with
 
 torch = pytest.importorskip("torch")
