@@ -219,6 +219,12 @@ def prepare(dataset: Dataset, protocol: Protocol, progress: Callable[[str], None
                 f"dataset {protocol.dataset.name!r} gave an array of shape {arr.shape}",
                 "a vector dataset returns a 2-D array (rows, dim)",
             )
+        if not spec.train_size or not spec.test_size:
+            raise DataError(
+                f"protocol {protocol.label} takes every block (train_size or test_size = 0), but "
+                f"dataset {protocol.dataset.name!r} gives vector rows, which have no blocks",
+                "give vector data a train_size and a test_size of 1 or more",
+            )
         arr = arr[rng.permutation(len(arr))]
         need = spec.train_size + spec.test_size
         if len(arr) < need:
