@@ -11,6 +11,7 @@ from collapse_bench import RealData
 from collapse_bench.builtin.metrics import register_metrics
 from collapse_bench.builtin.metrics.counting import ngram_ids, unigram_counts
 from collapse_bench.builtin.metrics.divergence import UnigramDivergenceMetric
+from collapse_bench.builtin.metrics.paper_perplexity import PaperPerplexityMetric
 from collapse_bench.builtin.metrics.perplexity import PerplexityMetric
 from collapse_bench.builtin.metrics.reference_perplexity import ReferencePerplexityMetric, percentile
 from collapse_bench.builtin.metrics.repetition import ORDERS, RepetitionMetric
@@ -51,7 +52,8 @@ def test_all_metrics_register_with_summaries():
     registered = []
     register_metrics(registered.append)
     assert [cls.name for cls in registered] == [
-        "perplexity", "reference-perplexity", "tail", "repetition", "unigram-divergence", "variance",
+        "perplexity", "paper-perplexity", "reference-perplexity", "tail", "repetition", "unigram-divergence",
+        "variance",
     ]  # fmt: skip
     assert all(cls.summary() and cls.outputs for cls in registered)
     assert PerplexityMetric.qualified("perplexity") == "perplexity"
@@ -121,6 +123,28 @@ def test_perplexity_refuses_an_unknown_test_character_count(test_chars):
     train = rows([0, 1])
     with pytest.raises(DataError, match=rf"metric 'perplexity' needs .* character count .* it is {test_chars} \("):
         score(PerplexityMetric(), text_data(train, test_chars=test_chars), train, fitted(CategoricalModel(), train, 2))
+
+
+# --- paper perplexity -----------------------------------------------------------------------------
+
+
+def test_paper_perplexity_is_exp_of_the_mean_of_per_batch_losses_over_predicted_tokens():
+    model = fitted(CategoricalModel(), rows([0, 0, 0, 1]), 2)  # p(0) = 3/4, p(1) = 1/4
+    test = rows([1, 0, 0], [0, 1, 1], [1, 1, 0])  # the first token of each row is not predicted
+    a, b = -math.log(0.75), -math.log(0.25)
+    # batches of 2 rows: [row 0, row 1], [row 2]; each batch's loss is its mean over predicted tokens
+    first, last = (a + a + b + b) / 4, (b + a) / 2
+    out = score(PaperPerplexityMetric(batch_size=2), text_data(rows([0, 1]), test), rows([0, 1]), model)
+    assert out["paper-perplexity"] == pytest.approx(math.exp((first + last) / 2))
+    whole = score(PaperPerplexityMetric(batch_size=3), text_data(rows([0, 1]), test), rows([0, 1]), model)
+    assert whole["paper-perplexity"] == pytest.approx(math.exp((3 * a + 3 * b) / 6))  # one batch: every token alike
+
+
+def test_reference_perplexity_skip_first_leaves_each_rows_first_token_out():
+    base = fitted(CategoricalModel(), rows([0, 0, 0, 1]), 2)  # p(0) = 3/4, p(1) = 1/4
+    samples = rows([1, 0, 0], [0, 1, 1])  # without the first token: 4/3 and 4
+    out = score(ReferencePerplexityMetric(skip_first=True), text_data(rows([0, 1])), samples, model=base, base=base)
+    assert out["mean"] == pytest.approx((4 / 3 + 4) / 2)
 
 
 # --- reference perplexity -------------------------------------------------------------------------
