@@ -332,3 +332,39 @@ def _toml(table: dict) -> str:
         if isinstance(v, dict)
     ]
     return "\n".join(top) + "\n" + "\n".join(tables) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("tables", "match"),
+    [
+        ({"training": {"steps": 10, "schedule_interval": "epoch"}}, "need whole epochs"),
+        ({"training": {"epochs": 1.5, "select": "best-validation"}}, "need whole epochs"),
+        ({"decoding": {"keep_prompts": 0.1}}, 'keeps prompt rows, but prompt = "none"'),
+        ({"decoding": {"prompt": "real", "keep_prompts": 1.5}}, "setting 'keep_prompts' is 1.5"),
+        ({"data": {"train_size": 256, "test_size": 64, "order": "sorted"}}, "choose one of: shuffled, dataset"),
+    ],
+)
+def test_paper_settings_are_refused_in_one_line(tables, match):
+    from collapse_bench.errors import ConfigError
+    from collapse_bench.testing import protocol_with
+
+    with pytest.raises(ConfigError, match=match) as err:
+        protocol = protocol_with("smoke", **tables)
+        Training.parse(protocol.training)
+    assert "\n" not in str(err.value)
+
+
+def test_bare_rows_need_the_models_own_tokens(paper, real):
+    from collapse_bench.errors import ConfigError
+    from collapse_bench.testing import protocol_with
+
+    bare = {"row_bos": False, "steps": 1}
+    with pytest.raises(ConfigError, match="row_bos = false trains hf on bare rows"):
+        HfModel(path=paper["model"]).check(protocol_with("smoke", training=bare))
+    model = HfModel(path=paper["model"])
+    smoke = prepare(Shakespeare(genres="roman"), get_registry().protocol("smoke"))  # the run's own BPE
+    with pytest.raises(ConfigError, match="needs the run's tokens to be those of"):
+        model.fit(smoke.train, FitContext(0, 0, np.random.default_rng(0), bare, tokenizer=smoke.tokenizer))
+    best = {"epochs": 1, "select": "best-validation"}
+    with pytest.raises(ConfigError, match="needs a validation split"):
+        model.fit(real.train, FitContext(0, 0, np.random.default_rng(0), best, tokenizer=real.tokenizer))
