@@ -1,7 +1,10 @@
 """Any Hugging Face causal language model, with its own tokenizer, fine-tuned every generation.
 
-The harness speaks in rows of the run's tokenizer; this model speaks its own. It crosses over
-through text, in both directions:
+When the run's tokenizer is the model's own (``[data] tokenizer`` names it: the same
+vocabulary), rows are the model's token ids and are used unchanged: trained on after BOS, or
+bare with ``[training] row_bos = false`` (as Shumailov et al. 2024), and a synthetic row is
+exactly the row's length of new ids. Otherwise the harness speaks in rows of the run's
+tokenizer and this model speaks its own, and it crosses over through text, in both directions:
 
 * **Training and likelihood**: a run-token row is turned into the exact text of its bytes (see
   :func:`row_text`) and encoded with the model's own tokenizer, after its BOS token (or EOS
