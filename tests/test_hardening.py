@@ -407,7 +407,7 @@ BAD = [
     (["run", "-p", "p.toml"], {"p.toml": SMOKE + "\nfrobnicate = 1\n"}, "[leaderboard] has no setting 'frobnicate'"),
     (["run", "-p", "p.toml"], {"p.toml": protocol("test_fraction = 0.1", "test_fraction = 1.5")}, "test_fraction"),
     (["run", "-p", "p.toml"], {"p.toml": protocol('by = "drift"', 'by = "best"')}, "choose one of: drift, last"),
-    (["run", "-p", "p.toml"], {"p.toml": protocol("samples = 256", "samples = 0")}, "setting 'samples' is 0"),
+    (["run", "-p", "p.toml"], {"p.toml": protocol("samples = 256", "samples = -1")}, "setting 'samples' is -1"),
     (["run", "-p", "p.toml"], {"p.toml": protocol("seeds = 1", "seeds = -1")}, "setting 'seeds' is -1"),
     (["run", "-p", "p.toml"], {"p.toml": protocol("train_size = 256", "train_size = 100000000")}, "needs"),
     (["run", "-p", "p.toml"], {"p.toml": protocol('name = "shakespeare"', 'name = "nope"')}, "unknown dataset"),
