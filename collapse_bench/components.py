@@ -316,16 +316,23 @@ class Metric(Component):
     #: Value names and whether higher or lower is better. A value named like the metric
     #: is reported under the metric's name, any other as ``"<metric>.<value>"``.
     outputs: ClassVar[dict[str, Direction]]
+    #: The values (short names, most telling first) that the views show: the console summary and
+    #: ``show`` print the first, leaderboards and their plots every one. Empty: every output.
+    #: A metric whose outputs depend on its parameters may set both on the instance.
+    headline: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def qualified(cls, value: str) -> str:
         """The name a value is stored and shown under."""
         return cls.name if value == cls.name else f"{cls.name}.{value}"
 
-    @classmethod
-    def directions(cls) -> dict[str, Direction]:
+    def directions(self) -> dict[str, Direction]:
         """Direction of every value this metric reports, by qualified name."""
-        return {cls.qualified(k): d for k, d in cls.outputs.items()}
+        return {self.qualified(k): d for k, d in self.outputs.items()}
+
+    def headlines(self) -> list[str]:
+        """The qualified names of the headline values, in order (every output when none is declared)."""
+        return [self.qualified(k) for k in self.headline or self.outputs]
 
     @abstractmethod
     def compute(self, ctx: MetricContext) -> dict[str, float]:

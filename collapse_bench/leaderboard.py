@@ -14,23 +14,9 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from collapse_bench import views
 from collapse_bench.results import find_runs, results_of
 
-#: Values shown beside the ranking metric when a run has them, in this order.
-COLUMNS = (
-    "perplexity",
-    "paper-perplexity",
-    "perplexity.bits_per_char",
-    "perplexity.zero_prob_rate",
-    "reference-perplexity.mean",
-    "tail.share_ratio",
-    "tail.type_coverage",
-    "repetition.seq_rep_4",
-    "repetition.distinct_4",
-    "unigram-divergence.js",
-    "variance.ratio",
-    "variance.w2",
-)
 ARROW = {"higher": "↑", "lower": "↓"}
 
 
@@ -41,12 +27,16 @@ class Board:
     protocol: str  # name@version, or name@1.0+1.1 when minor versions pool
     fingerprint: str
     description: str
-    metric: str
+    metric: str  # the ranking value
     by: str
     last_generation: int
     runs: list[str]
     table: pd.DataFrame  # one row per entry, ranked
-    curves: pd.DataFrame  # mean and std of the ranking metric per entry and generation
+    #: Mean and std per value, entry and generation, for the ranking value and every column.
+    curves: pd.DataFrame
+    #: The values shown beside the ranking value (see :mod:`collapse_bench.views`), in order.
+    columns: list[str]
+    directions: dict[str, str]
     incomplete: int  # cells that did not reach the last generation
 
 
@@ -66,7 +56,7 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
     reached = df[df.generation == last][cell].drop_duplicates()
     all_cells = df[cell].drop_duplicates()
     done = df.merge(reached, on=cell)
-    metric = spec["metric"]
+    metric = views.ranking(manifest)
     wide = done[done.generation.isin([0, last])].pivot_table(
         index=cell, columns=["metric", "generation"], values="value", aggfunc="first"
     )
@@ -77,7 +67,7 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
             per_seed["last"] = wide[(metric, last)]
             if spec["by"] == "drift":
                 per_seed["drift"] = per_seed["last"] / per_seed["first"]
-    shown = [c for c in COLUMNS if c != metric and c in wide.columns.get_level_values(0)]
+    shown = [c for c in views.columns(manifest) if c != metric and c in wide.columns.get_level_values(0)]
     for c in shown:
         per_seed[c] = wide[(c, last)]
     grouped = per_seed.groupby(level=["model", "mixer"])
@@ -103,8 +93,8 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
         **{c: f"{c} g{last} {ARROW.get(directions.get(c, ''), '')}" for c in shown},
     }
     table = pd.DataFrame(rows).rename(columns=names)
-    curve_rows = done[done.metric == metric]
-    curves = curve_rows.groupby(["model", "mixer", "generation"])["value"].agg(["mean", "std"]).reset_index()
+    curve_rows = done[done.metric.isin([metric, *shown])]
+    curves = curve_rows.groupby(["metric", "model", "mixer", "generation"])["value"].agg(["mean", "std"]).reset_index()
     return Board(
         protocol=f"{proto['name']}@{'+'.join(sorted(df.protocol_version.unique()))}",
         fingerprint=manifest["fingerprint"],
@@ -116,6 +106,8 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
         table=table,
         curves=curves,
         incomplete=len(all_cells) - len(reached),
+        columns=shown,
+        directions=directions,
     )
 
 
@@ -132,7 +124,7 @@ def build(paths: list[Path | str], strict: bool = False) -> list[Board]:
     manifests = {m["run_id"]: m for m in (r.manifest() for r in runs)}
     boards = []
     for (_, _), group in df.groupby(["protocol", "fingerprint"], sort=True):
-        boards.append(_board(group, manifests[group.run.iloc[0]]))
+        boards.append(_board(group, views.merge([manifests[r] for r in group.run.unique()])))
     return boards
 
 

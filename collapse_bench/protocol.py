@@ -57,10 +57,17 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class LeaderboardSettings:
-    """Which value ranks a leaderboard, and whether by drift (last/first) or last value."""
+    """What the views show: the ranking value, drift (last/first) or last value, and the columns.
 
-    metric: str = "perplexity"
+    ``metric`` and each of ``columns`` name a value (``tail.type_coverage``) or a metric, which
+    stands for its headline values (see :mod:`collapse_bench.views`). An empty ``metric`` is the
+    first headline value of the run's first metric; empty ``columns`` are every metric's
+    headline values.
+    """
+
+    metric: str = ""
     by: Literal["drift", "last"] = "drift"
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,7 @@ class Protocol:
         """
         d = self.to_dict()
         shaping = {key: d[key] for key in RESULT_SHAPING} | {"major": self.major}
+        shaping["leaderboard"].pop("columns")  # which values are shown beside the ranking changes no result
         return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def override(self, **changes: Any) -> Protocol:

@@ -5,19 +5,10 @@ from __future__ import annotations
 import pandas as pd
 from tabulate import tabulate
 
+from collapse_bench import views
 from collapse_bench.results import load_results
 from collapse_bench.store import RunDir
 
-#: Values that show collapse at a glance, in the order they are printed.
-HEADLINE = (
-    "perplexity",
-    "paper-perplexity",
-    "tail.type_coverage",
-    "repetition.seq_rep_4",
-    "unigram-divergence.js",
-    "variance.ratio",
-    "variance.w2",
-)
 MAX_COLUMNS = 12
 
 
@@ -30,12 +21,13 @@ def _generations(gens: list[int]) -> list[int]:
 
 
 def summary(run: RunDir) -> str:
-    """One small table per headline metric: entries as rows, generations as columns (mean over seeds)."""
+    """One small table per value the run's metrics lead with (or the protocol's ``[leaderboard]``
+    columns): entries as rows, generations as columns, mean over seeds."""
     df = load_results(run.path)
     if df.empty:
         return "no generation finished yet"
     parts = []
-    for metric in HEADLINE:
+    for metric in views.lead(run.manifest()):
         rows = df[df.metric == metric]
         if rows.empty:
             continue

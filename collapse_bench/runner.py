@@ -148,7 +148,14 @@ def make_plan(
         plan_metrics[model.label] = chosen
     for item in [*model_list, *mixer_list, *(m for ms in plan_metrics.values() for m in ms)]:
         with blame(f"{item.registered.kind} {item.label!r} ({item.registered.origin})", "check()"):
-            item.make().check(protocol)
+            instance = item.make()
+            instance.check(protocol)
+        if isinstance(instance, Metric) and not set(instance.headline) <= set(instance.outputs):
+            raise PluginError(
+                f"metric {item.label!r} ({item.registered.origin}) declares headline values "
+                f"{sorted(set(instance.headline) - set(instance.outputs))} that are not among its outputs",
+                "name only declared outputs in `headline`",
+            )
     return Plan(protocol, dataset, model_list, mixer_list, plan_metrics, list(range(protocol.seeds)))
 
 
@@ -521,6 +528,7 @@ def manifest(plan: Plan, config: RunConfig, run_id: str, argv: Sequence[str]) ->
     from collapse_bench.provenance import git_commit, hardware, package_versions
 
     metrics = {m.label: m for ms in plan.metrics.values() for m in ms}
+    instances: dict[str, Metric] = {label: m.make() for label, m in metrics.items()}
     components = [("dataset", plan.dataset), *(("model", m) for m in plan.models)]
     components += [*(("mixer", m) for m in plan.mixers), *(("metric", m) for m in metrics.values())]
     return {
@@ -535,7 +543,8 @@ def manifest(plan: Plan, config: RunConfig, run_id: str, argv: Sequence[str]) ->
         "mixers": [m.label for m in plan.mixers],
         "metrics": {label: [m.label for m in ms] for label, ms in plan.metrics.items()},
         "seeds": plan.seeds,
-        "directions": {k: v for m in metrics.values() for k, v in m.registered.obj.directions().items()},
+        "directions": {k: v for m in instances.values() for k, v in m.directions().items()},
+        "headline": {label: m.headlines() for label, m in instances.items()},
         "plugins": [
             {
                 "kind": kind,

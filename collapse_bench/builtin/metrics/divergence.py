@@ -36,6 +36,7 @@ class UnigramDivergenceMetric(Metric):
     name = "unigram-divergence"
     modalities = frozenset({"text"})
     outputs = {"kl": LOWER, "js": LOWER}
+    headline = ("js",)
 
     def __init__(self, *, epsilon: float = 0.5) -> None:
         """``epsilon``: pseudo-count added to every synthetic type before KL (see the class docs)."""

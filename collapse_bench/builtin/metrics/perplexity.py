@@ -31,6 +31,7 @@ class PerplexityMetric(Metric):
     modalities = frozenset({"text"})
     requires = frozenset({LOGLIK})
     outputs = {"perplexity": LOWER, "bits_per_char": LOWER, "zero_prob_rate": LOWER}
+    headline = ("perplexity", "bits_per_char")
 
     def compute(self, ctx: MetricContext) -> dict[str, float]:
         require_rows(ctx.real.test, self.name, "the real test split")

@@ -34,6 +34,7 @@ class ReferencePerplexityMetric(Metric):
     modalities = frozenset({"text"})
     requires = frozenset({LOGLIK})
     outputs = {"mean": LOWER, "p05": HIGHER, "p50": HIGHER, "p95": LOWER}
+    headline = ("mean",)
 
     def __init__(self, *, skip_first: bool = False) -> None:
         """``skip_first``: leave each row's first token out (``L - 1`` tokens per row), as the loss of

@@ -35,6 +35,7 @@ class TailMetric(Metric):
     name = "tail"
     modalities = frozenset({"text"})
     outputs = {"share_ratio": HIGHER, "type_coverage": HIGHER}
+    headline = ("type_coverage", "share_ratio")
 
     def __init__(self, *, mass: float = 0.1) -> None:
         """``mass``: fraction of the real training tokens that the tail types make up at most."""

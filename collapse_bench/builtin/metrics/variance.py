@@ -34,6 +34,7 @@ class VarianceMetric(Metric):
     modalities = frozenset({"vector"})
     requires = frozenset({MOMENTS})
     outputs = {"ratio": HIGHER, "w2": LOWER}
+    headline = ("ratio", "w2")
 
     def __init__(self) -> None:
         self._real: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
