@@ -45,8 +45,10 @@ def plot_board(board: Board, path: Path) -> Path:
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(values) :]:
         ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(4, max(1, len(labels))))
+    legend = {}  # every entry once, also those drawn in some panels only
+    for ax in axes.flat:
+        legend.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    fig.legend(list(legend.values()), list(legend), fontsize=7, loc="lower center", ncol=min(4, max(1, len(legend))))
     fig.suptitle(f"{board.protocol}, ranked by {board.metric}", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     drawn = [ax.get_title() for ax in axes.flat if ax.get_visible()]
