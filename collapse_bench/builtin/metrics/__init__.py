@@ -1,4 +1,5 @@
-"""Built-in metrics: test perplexity (ours and the paper's), reference perplexity, tail, repetition, divergence."""
+"""Built-in metrics: test perplexity (ours and the paper's), reference perplexity, tail, repetition, divergence,
+variance, Zipf, Self-BLEU."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from collapse_bench.builtin.metrics.paper_perplexity import PaperPerplexityMetri
 from collapse_bench.builtin.metrics.perplexity import PerplexityMetric
 from collapse_bench.builtin.metrics.reference_perplexity import ReferencePerplexityMetric
 from collapse_bench.builtin.metrics.repetition import RepetitionMetric
+from collapse_bench.builtin.metrics.self_bleu import SelfBleuMetric
 from collapse_bench.builtin.metrics.tail import TailMetric
 from collapse_bench.builtin.metrics.variance import VarianceMetric
+from collapse_bench.builtin.metrics.zipf import ZipfMetric
 
 
 @hookimpl
@@ -21,3 +24,5 @@ def register_metrics(register):
     register(RepetitionMetric)
     register(UnigramDivergenceMetric)
     register(VarianceMetric)
+    register(ZipfMetric)
+    register(SelfBleuMetric)
