@@ -320,6 +320,9 @@ class Metric(Component):
     #: ``show`` print the first, leaderboards and their plots every one. Empty: every output.
     #: A metric whose outputs depend on its parameters may set both on the instance.
     headline: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``compute`` reads the real data (``ctx.real``). Used outside the harness, where a
+    #: metric scores bare texts (:mod:`collapse_bench.measurements`) and real text must be given.
+    reads_real: ClassVar[bool] = True
 
     @classmethod
     def qualified(cls, value: str) -> str:

@@ -7,7 +7,7 @@ import tempfile
 import textwrap
 
 # Tests never touch the network: the hub and telemetry stay off (read when `datasets` is imported).
-os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_UPDATE_DOWNLOAD_COUNTS="0")
+os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_EVALUATE_OFFLINE="1", HF_UPDATE_DOWNLOAD_COUNTS="0")
 # Commands started by tests cache into a fresh folder, never the user's cache.
 os.environ["COLLAPSE_BENCH_CACHE"] = tempfile.mkdtemp(prefix="collapse-bench-test-cache-")
 

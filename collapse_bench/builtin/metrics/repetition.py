@@ -42,6 +42,7 @@ class RepetitionMetric(Metric):
     modalities = frozenset({"text"})
     outputs = {f"seq_rep_{n}": LOWER for n in ORDERS} | {f"distinct_{n}": HIGHER for n in ORDERS}
     headline = ("seq_rep_4", "distinct_4")
+    reads_real = False
 
     def check(self, protocol: Protocol) -> None:
         _require_length(protocol.data.block_tokens)

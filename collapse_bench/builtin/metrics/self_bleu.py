@@ -32,6 +32,7 @@ class SelfBleuMetric(Metric):
     name = "self-bleu"
     modalities = frozenset({"text"})
     outputs = {"self-bleu": LOWER}
+    reads_real = False
 
     def __init__(self, *, rows: int = 64) -> None:
         """``rows``: how many synthetic rows are compared with one another (at least 2)."""
