@@ -1,10 +1,11 @@
 """Built-in metrics: test perplexity (ours and the paper's), reference perplexity, tail, repetition, divergence,
-variance, Zipf, Self-BLEU."""
+variance, Zipf, Self-BLEU, and any `evaluate` module."""
 
 from __future__ import annotations
 
 from collapse_bench import hookimpl
 from collapse_bench.builtin.metrics.divergence import UnigramDivergenceMetric
+from collapse_bench.builtin.metrics.evaluate_module import EvaluateMetric
 from collapse_bench.builtin.metrics.paper_perplexity import PaperPerplexityMetric
 from collapse_bench.builtin.metrics.perplexity import PerplexityMetric
 from collapse_bench.builtin.metrics.reference_perplexity import ReferencePerplexityMetric
@@ -26,3 +27,4 @@ def register_metrics(register):
     register(VarianceMetric)
     register(ZipfMetric)
     register(SelfBleuMetric)
+    register(EvaluateMetric)
