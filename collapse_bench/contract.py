@@ -164,8 +164,10 @@ def check_mixer(cls: type[Mixer], **params: Any) -> None:
 def check_metric(cls: type[Metric], model: Model | None = None, **params: Any) -> dict[str, float]:
     """Compute on a fitted model of a fitting kind: declared outputs only, real numbers, deterministic."""
     check_declaration(cls)
-    assert cls.outputs, f"{cls.name}: declare `outputs`"
-    assert all(d in (HIGHER, LOWER) for d in cls.outputs.values()), f"{cls.name}: directions are HIGHER or LOWER"
+    declared = cls(**params)  # outputs may depend on the parameters, so read them from an instance
+    assert declared.outputs, f"{cls.name}: declare `outputs`"
+    assert all(d in (HIGHER, LOWER) for d in declared.outputs.values()), f"{cls.name}: directions are HIGHER or LOWER"
+    assert set(declared.headline) <= set(declared.outputs), f"{cls.name}: `headline` names values not in `outputs`"
     modality = next(iter(sorted(cls.modalities)))
     real = real_data(modality)
     if model is None:
@@ -183,7 +185,7 @@ def check_metric(cls: type[Metric], model: Model | None = None, **params: Any) -
     )
     check_dependencies(cls(**params))
     with _rules():
-        values = validators.metric_values(cls(**params).compute(ctx), cls.outputs, f"metric {cls.name!r}")
+        values = validators.metric_values(cls(**params).compute(ctx), declared.outputs, f"metric {cls.name!r}")
     assert values == cls(**params).compute(ctx), f"{cls.name}: the same inputs must give the same values"
     return values
 

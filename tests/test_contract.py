@@ -23,8 +23,8 @@ def test_builtin_mixers_obey_the_contract(name):
     contract.check_mixer(get_registry().component("mixer", name))
 
 
-@pytest.mark.parametrize("name", get_registry().names("metric"))
-def test_builtin_metrics_obey_the_contract(name):
+@pytest.mark.parametrize("name", [n for n in get_registry().names("metric") if n != "evaluate"])
+def test_builtin_metrics_obey_the_contract(name):  # `evaluate` needs a module: tests/test_evaluate_adapter.py
     contract.check_metric(get_registry().component("metric", name))
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from collapse_bench.builtin.metrics.evaluate_module import EvaluateMetric
 from collapse_bench.components import MetricContext
+from collapse_bench.contract import check_metric
 from collapse_bench.errors import ConfigError
 
 MODULE = """
@@ -67,6 +68,7 @@ def test_a_local_module_scores_the_decoded_rows(modules, tiny_corpus):
     texts = tiny_corpus.decode(rows[[i * len(rows) // 16 for i in range(16)]])
     mean = sum(len(t) for t in texts) / 16
     assert score(metric, tiny_corpus, rows) == {"chars.mean_chars": mean, "chars.lengths": mean}
+    assert set(check_metric(EvaluateMetric, module=str(modules / "chars.py"))) == set(metric.outputs)
     only = EvaluateMetric(module=str(modules / "chars.py"), keys="mean_chars", rows=16)
     assert score(only, tiny_corpus, rows) == {"chars.mean_chars": mean}
 
