@@ -13,7 +13,7 @@ from collapse_bench.builtin.metrics.zipf import ZipfMetric, zipf_coefficient
 from collapse_bench.components import MetricContext
 from collapse_bench.contract import check_metric
 from collapse_bench.data import RealData
-from collapse_bench.errors import ConfigError
+from collapse_bench.errors import ConfigError, DataError
 
 
 def counts_to_rows(counts: list[int], width: int = 4) -> np.ndarray:
@@ -48,6 +48,8 @@ def test_zipf_gap_is_the_distance_to_the_real_coefficient_and_one_type_is_infini
     out = score(ZipfMetric(types=6), real, flat)
     assert out["zipf"] == pytest.approx(0.0, abs=1e-12) and out["gap"] == pytest.approx(1.0, abs=1e-12)
     assert score(ZipfMetric(), real, np.zeros((3, 4), dtype=np.int64)) == {"zipf": math.inf, "gap": math.inf}
+    with pytest.raises(DataError, match="synthetic rows S_g of shape"):
+        score(ZipfMetric(), real, np.zeros((0, 4), dtype=np.int64))
     with pytest.raises(ConfigError, match="at least 2"):
         ZipfMetric(types=1)
 
@@ -77,3 +79,5 @@ def test_self_bleu_metric_scores_an_evenly_spaced_sample_of_decoded_rows(tiny_co
     assert check_metric(SelfBleuMetric, rows=8) and check_metric(ZipfMetric)
     with pytest.raises(ConfigError, match="at least 2"):
         SelfBleuMetric(rows=1)
+    with pytest.raises(DataError, match="1 synthetic row"):
+        score(SelfBleuMetric(), tiny_corpus, rows[:1])

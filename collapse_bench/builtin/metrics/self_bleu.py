@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from collapse_bench.builtin.metrics.guards import require_rows
 from collapse_bench.components import LOWER, Metric, MetricContext
-from collapse_bench.errors import ConfigError
+from collapse_bench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from collapse_bench.protocol import Protocol
@@ -48,6 +49,12 @@ class SelfBleuMetric(Metric):
             )
 
     def compute(self, ctx: MetricContext) -> dict[str, float]:
+        require_rows(ctx.samples, self.name, "synthetic rows S_g")
+        if len(ctx.samples) < 2:
+            raise DataError(
+                f"metric 'self-bleu' got {len(ctx.samples)} synthetic row; Self-BLEU compares rows with each other",
+                "draw 2 or more samples per generation",
+            )
         n = len(ctx.samples)
         k = min(self.rows, n)
         texts = ctx.real.decode(ctx.samples[[i * n // k for i in range(k)]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from collapse_bench.builtin.metrics.counting import unigram_counts
+from collapse_bench.builtin.metrics.guards import require_rows
 from collapse_bench.components import LOWER, Metric, MetricContext
 from collapse_bench.errors import ConfigError
 
@@ -37,7 +38,9 @@ class ZipfMetric(Metric):
         self._real: float | None = None
 
     def compute(self, ctx: MetricContext) -> dict[str, float]:
+        require_rows(ctx.samples, self.name, "synthetic rows S_g")
         if self._real is None:
+            require_rows(ctx.real.train, self.name, "the real training split")
             self._real = zipf_coefficient(ctx.real.train, self.types)
         value = zipf_coefficient(ctx.samples, self.types)
         return {"zipf": value, "gap": abs(value - self._real) if np.isfinite(value) else float("inf")}
