@@ -544,7 +544,7 @@ def manifest(plan: Plan, config: RunConfig, run_id: str, argv: Sequence[str]) ->
         "metrics": {label: [m.label for m in ms] for label, ms in plan.metrics.items()},
         "seeds": plan.seeds,
         "directions": {k: v for m in instances.values() for k, v in m.directions().items()},
-        "headline": {label: m.headlines() for label, m in instances.items()},
+        "headline": [[label, m.headlines()] for label, m in instances.items()],  # pairs: the order is kept
         "plugins": [
             {
                 "kind": kind,

@@ -21,7 +21,7 @@ def headline(manifest: Manifest) -> dict[str, list[str]]:
     label declares now, or every value of a metric that is no longer installed.
     """
     if "headline" in manifest:
-        return manifest["headline"]
+        return dict(manifest["headline"])  # stored as [label, values] pairs, in the run's metric order
     labels = dict.fromkeys(label for labels in manifest.get("metrics", {}).values() for label in labels)
     values = list(manifest.get("directions", {}))
     return {
@@ -75,5 +75,5 @@ def merge(manifests: list[Manifest]) -> Manifest:
     """One manifest for runs pooled into one table: the first's protocol, every run's values."""
     merged = dict(manifests[0])
     merged["directions"] = {k: v for m in manifests for k, v in m.get("directions", {}).items()}
-    merged["headline"] = {k: v for m in manifests for k, v in headline(m).items()}
+    merged["headline"] = list({k: v for m in manifests for k, v in headline(m).items()}.items())
     return merged

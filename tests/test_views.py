@@ -68,18 +68,20 @@ def records(run: Path) -> list[dict]:
 
 
 def test_a_plugin_metric_appears_in_every_view(tmp_path, site):
-    args = ("run", "-p", "smoke", "--mixer", "replace", "--metric", "perplexity", "--metric", "top-share", "-q")
+    args = ("run", "-p", "smoke", "--mixer", "replace", "--metric", "top-share", "--metric", "perplexity", "-q")
     assert (res := cb(*args, cwd=tmp_path, env=site)).returncode == 0, res.stderr
     (run,) = (tmp_path / "runs").iterdir()
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["headline"] == {
-        "perplexity": ["perplexity", "perplexity.bits_per_char"],
-        "top-share": ["top-share.share"],
-    }
+    assert manifest["headline"] == [
+        ["top-share", ["top-share.share"]],
+        ["perplexity", ["perplexity", "perplexity.bits_per_char"]],
+    ]  # in the order of --metric, kept through the manifest's sorted keys
     share = {r["generation"]: r["scores"]["top-share.share"] for r in records(run)}
     # show: one table per metric's first headline value; the plugin's with its direction and numbers
     shown = cb("show", str(run), cwd=tmp_path, env=site).stdout
-    assert "top-share.share (lower is better)" in shown and "top-share.types" not in shown
+    titles = [line for line in shown.splitlines() if line.endswith("is better)")]
+    assert titles == ["top-share.share (lower is better)", "perplexity (lower is better)"]  # in --metric order
+    assert "top-share.types" not in shown
     assert "perplexity.bits_per_char (" not in shown  # only each metric's first headline value
     table = shown.split("top-share.share (lower is better)")[1].split("\n\n")[0]
     assert [f"{share[g]:.4g}" for g in range(3)] == table.splitlines()[-1].split()[-3:]
@@ -90,11 +92,12 @@ def test_a_plugin_metric_appears_in_every_view(tmp_path, site):
     assert "top-share.share g2 ↓" in header and "perplexity.bits_per_char g2 ↓" in header
     assert "top-share.types" not in header
     row = next(line for line in board.splitlines() if "| replace" in line)
-    assert f"{share[2]:.4g}" in row.split("|")[-2]
+    column = [c.strip() for c in header.split("|")].index("top-share.share g2 ↓")
+    assert row.split("|")[column].strip() == f"{share[2]:.4g}"
     # plots: one panel per shown value, the plugin's among them
     (png,) = (tmp_path / "lb").glob("*.png")
     panels = Image.open(png).info["Description"]
-    assert panels == "panels: perplexity ↓; perplexity.bits_per_char ↓; top-share.share ↓"
+    assert panels == "panels: perplexity ↓; top-share.share ↓; perplexity.bits_per_char ↓"  # ranking value first
 
 
 def test_a_run_of_plugin_metrics_only_is_ranked_by_their_first_headline_value(tmp_path, site):
