@@ -27,7 +27,7 @@ from collapse_bench import validators
 from collapse_bench.cache import Cache, digest
 from collapse_bench.components import FitContext, Metric, MetricContext, MixContext, Model, SampleContext
 from collapse_bench.data import RealData, prepare
-from collapse_bench.errors import ComponentError, ConfigError, DiskFullError, UserError
+from collapse_bench.errors import ComponentError, ConfigError, DiskFullError, PluginError, UserError
 from collapse_bench.keys import code_hash, dependencies_digest
 from collapse_bench.plugins import Registered, Registry
 from collapse_bench.protocol import Protocol
