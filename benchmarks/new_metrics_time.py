@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from collapse_bench import report
-from collapse_bench.protocol import resolve_protocol
+from collapse_bench.plugins import get_registry
 from collapse_bench.store import RunDir
 
 
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--protocol", default="quick")
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
-    base = list(resolve_protocol(args.protocol).metrics)
+    base = list(get_registry().protocol(args.protocol).metrics)
     for repeat in range(args.repeats):
         times = {}
         for label, metrics in (("off", base), ("on", [*base, "zipf", "self-bleu"])):
