@@ -120,11 +120,17 @@ def test_a_run_with_a_local_module_offline_and_its_failures(modules):
     spec = "evaluate:module=./chars.py,keys=mean_chars,direction=lower,rows=32"
     res = cb("run", "-p", "smoke", "--mixer", "replace", "--metric", spec, "-q", cwd=modules)
     assert res.returncode == 0, res.stderr
-    (run,) = (modules / "runs").iterdir()
+    (run,) = (modules / "runs").iterdir()  # before the second run below
     records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
     assert [sorted(r["scores"]) for r in records] == [["evaluate.chars.mean_chars"]] * 3
     assert all(20 < r["scores"]["evaluate.chars.mean_chars"] < 400 for r in records)
     assert "evaluate.chars.mean_chars (lower is better)" in cb("show", str(run), cwd=modules).stdout
+    # an edited module is scored again, not read back from the cache
+    (modules / "chars.py").write_text((modules / "chars.py").read_text().replace("/ len(predictions)", "* 0.0"))
+    res = cb("run", "-p", "smoke", "--mixer", "replace", "--metric", spec, "--run-id", "again", "-q", cwd=modules)
+    assert res.returncode == 0, res.stderr
+    again = [json.loads(line) for line in (modules / "runs" / "again" / "records.jsonl").read_text().splitlines()]
+    assert [r["scores"]["evaluate.chars.mean_chars"] for r in again] == [0.0, 0.0, 0.0]
     bad = cb("run", "-p", "smoke", "--metric", "evaluate:module=./nowhere.py", "-q", cwd=modules)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("collapse-bench: error: evaluate module './nowhere.py' cannot be loaded")

@@ -68,6 +68,10 @@ class EvaluateMetric(Metric):
         self._keys = chosen
         self.outputs = {f"{stem}.{k}": direction for k in chosen}
 
+    def dependencies(self) -> list[str | os.PathLike]:
+        """A local module's file or folder (hashed by content): an edited module is never served from the cache."""
+        return [Path(self.module)] if Path(self.module).exists() else []
+
     def compute(self, ctx: MetricContext) -> dict[str, float]:
         n = len(ctx.samples)
         k = min(self.rows, n)
