@@ -63,8 +63,9 @@ def train_ours(seqs: list[np.ndarray], vocab: int, length: int, steps: int, comp
     """Tokens/s of torch_support.train, after a warm-up run (which pays for compiling)."""
     model = fresh_model(vocab, length)
     cfg = Training(steps=steps, batch_size=BATCH, compile=compile_, schedule="constant")
-    torch_support.train(model, seqs, Training(steps=3, batch_size=BATCH, compile=compile_), LR, rng(0))
-    return steps * BATCH * len(seqs[0]) / timed(lambda: torch_support.train(model, seqs, cfg, LR, rng(1)))
+    dev = torch_support.device("auto")
+    torch_support.train(model, seqs, Training(steps=3, batch_size=BATCH, compile=compile_), LR, rng(0), dev)
+    return steps * BATCH * len(seqs[0]) / timed(lambda: torch_support.train(model, seqs, cfg, LR, rng(1), dev))
 
 
 def train_trainer(seqs: list[np.ndarray], vocab: int, length: int, steps: int) -> float:
@@ -95,7 +96,17 @@ def sample_ours(model: Any, bos: int, precision: str) -> float:
     span = (NEW_TOKENS, NEW_TOKENS)
 
     def go() -> None:
-        torch_support.generate(model, prompts, decoding, span, eos=None, banned=[bos], rng=rng(0), cfg=cfg)
+        torch_support.generate(
+            model,
+            prompts,
+            decoding,
+            span,
+            eos=None,
+            banned=[bos],
+            rng=rng(0),
+            cfg=cfg,
+            dev=torch_support.device("auto"),
+        )
 
     go()
     return SAMPLE_BATCH * NEW_TOKENS / min(timed(go) for _ in range(3))
@@ -134,7 +145,7 @@ def main() -> None:
             "train_batch": f"{BATCH} x {len(seqs[0])} tokens",
             "train_steps": args.steps,
             "sample": f"batch {SAMPLE_BATCH}, {NEW_TOKENS} new tokens, top-k 50",
-            "bf16_fast": torch_support.bf16_fast(torch_support.device()),
+            "bf16_fast": torch_support.bf16_fast(torch_support.device("auto")),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "machine": platform.processor() or platform.machine(),

@@ -2,7 +2,8 @@
 
 Public API: the component base classes plugins subclass, the contexts and data they receive
 (:class:`RealData`, :class:`Decoding`), the ``hookimpl`` marker plugins decorate their hooks
-with, and :func:`load_results` for analysing finished runs.
+with, :func:`run` (the whole run sequence, as ``collapse-bench run`` does it) with
+:class:`RunConfig` and :class:`ExecutorOptions`, and :func:`load_results` for analysing finished runs.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from collapse_bench.components import (
     SampleContext,
 )
 from collapse_bench.decoding import Decoding
+from collapse_bench.engine.driver import RunResult, run
+from collapse_bench.engine.executors import ExecutorOptions
 from collapse_bench.hookspecs import hookimpl
+from collapse_bench.plan import RunConfig
 from collapse_bench.results import load_results
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "MOMENTS",
     "Dataset",
     "Decoding",
+    "ExecutorOptions",
     "FitContext",
     "Metric",
     "MetricContext",
@@ -47,8 +52,11 @@ __all__ = [
     "Mixer",
     "Model",
     "RealData",
+    "RunConfig",
+    "RunResult",
     "SampleContext",
     "__version__",
     "hookimpl",
     "load_results",
+    "run",
 ]

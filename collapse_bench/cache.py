@@ -1,7 +1,7 @@
 """The content-addressed artifact cache: finished steps are never computed twice.
 
 A *step* is one trained generation: its model, its synthetic rows and its training-set size. It
-is stored under the hash of everything that produced it (see :meth:`collapse_bench.runner.Runner.step_key`):
+is stored under the hash of everything that produced it (see :func:`collapse_bench.keys.step_key`):
 the data hashes, the protocol fields that shape training and sampling, the plugins' names,
 versions and parameters, the seed, the generation and, for g >= 1, the key of the step before
 it and the mixer. Scores are stored per step and metric, so adding a metric to a finished run

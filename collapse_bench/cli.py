@@ -8,11 +8,9 @@ from __future__ import annotations
 import signal
 import sys
 import time
-import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -151,46 +149,59 @@ def _plain_name(run_id: str | None) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Cache folder [default: $COLLAPSE_BENCH_CACHE or ~/.cache/collapse-bench].",
 )
+@click.option(
+    "--executor",
+    metavar="NAME",
+    help="Who runs the steps: local (one process), processes (--jobs N) or ray. [default: local, "
+    "or processes with --jobs above 1]",
+)
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Worker processes (--executor processes).")
+@click.option("--ray-address", metavar="ADDRESS", help="Ray cluster to join [default: $RAY_ADDRESS, else a local one].")
+@click.option("--gpus-per-task", type=float, metavar="N", help="GPUs each Ray task asks for (default: the model's).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress and no summary.")
 def run(
-    protocol, models, mixers, metrics, dataset, sets, seeds, generations, out, run_id, retry_failed, cache_dir, quiet
-) -> None:
+    protocol, models, mixers, metrics, dataset, sets, seeds, generations, out, run_id, retry_failed, cache_dir,
+    executor, jobs, ray_address, gpus_per_task, quiet,
+) -> None:  # fmt: skip
     """Run a protocol over the grid of models x mixers x seeds and write a run directory.
 
     Every finished step (a trained generation and its scores) is kept in a content-addressed
     cache, so the same command run again, after a crash or with more seeds or metrics,
-    recomputes nothing it already has.
+    recomputes nothing it already has. Steps run in this process, in --jobs worker processes,
+    or on a Ray cluster (docs/scale-out.md), with the same numbers.
     """
     from collapse_bench.interrupts import stop_signals_interrupt
 
     with stop_signals_interrupt():
         _run(
             protocol, models, mixers, metrics, dataset, sets, seeds, generations, out, run_id, retry_failed, cache_dir,
-            quiet,
+            executor, jobs, ray_address, gpus_per_task, quiet,
         )  # fmt: skip
 
 
 def _run(
-    protocol, models, mixers, metrics, dataset, sets, seeds, generations, out, run_id, retry_failed, cache_dir, quiet
-):
+    protocol, models, mixers, metrics, dataset, sets, seeds, generations, out, run_id, retry_failed, cache_dir,
+    executor, jobs, ray_address, gpus_per_task, quiet,
+):  # fmt: skip
     from rich.console import Console
 
-    from collapse_bench import budget, report
+    from collapse_bench import report
     from collapse_bench.cache import Cache
-    from collapse_bench.errors import writing
-    from collapse_bench.plugins import get_registry
-    from collapse_bench.runner import RunConfig, load_data, manifest
+    from collapse_bench.engine.driver import run as run_grid
+    from collapse_bench.engine.executors import ExecutorOptions
+    from collapse_bench.plan import RunConfig
     from collapse_bench.store import RunDir
 
     console = Console(stderr=True, quiet=quiet)
     notes = Console(stderr=True, soft_wrap=True)  # warnings and what was reused show even with --quiet
     started = time.perf_counter()
+    options = ExecutorOptions(executor or ("processes" if jobs > 1 else "local"), jobs, ray_address, gpus_per_task)
     if retry_failed:
         ctx = click.get_current_context()
         extra = [
             p.opts[0]
             for p in ctx.command.params
-            if p.name not in ("retry_failed", "cache_dir", "quiet")
+            if p.name not in ("retry_failed", "cache_dir", "quiet", "executor", "jobs", "ray_address", "gpus_per_task")
             and ctx.get_parameter_source(p.name) is not click.core.ParameterSource.DEFAULT
         ]
         if extra:
@@ -198,49 +209,31 @@ def _run(
                 f"--retry-failed reruns a run exactly as it was configured; {', '.join(extra)} would change it",
                 "drop those flags, or start a new run with them (finished steps come from the cache)",
             )
-        rundir = RunDir(retry_failed)
-        if not (rundir.path / RunDir.MANIFEST).is_file():
+        if not (Path(retry_failed) / RunDir.MANIFEST).is_file():
             raise UserError(
                 f"{str(retry_failed)!r} holds no run", "give the directory of an earlier run to --retry-failed"
             )
-        config = RunConfig.from_dict(rundir.manifest().get("config", {}))
+        config = RunConfig.from_dict(RunDir(retry_failed).manifest().get("config", {}))
     else:
         if protocol.endswith(".toml") or Path(protocol).is_file():
             protocol = str(Path(protocol).resolve())
-        config = RunConfig(protocol, models, mixers, metrics, dataset, seeds, generations, sets)
-    plan = config.make_plan(get_registry())
-    cache = Cache(cache_dir, log=lambda msg: notes.print(f"[yellow]{msg}[/]", highlight=False))
-    if not retry_failed:
+        config = RunConfig(protocol, models, mixers, metrics, dataset, seeds, generations, sets=sets)
         _writable(out, "output folder")
         _plain_name(run_id)
-        run_id = run_id or f"{plan.protocol.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
-        rundir = RunDir(out / run_id)
+    cache = Cache(cache_dir, log=lambda msg: notes.print(f"[yellow]{msg}[/]", highlight=False))
     _writable(cache.root, "cache folder")
-    with console.status(f"loading {plan.dataset.label}") as status:
-        real = load_data(plan, lambda step: status.update(f"{step} ({plan.dataset.label})"))
-    for note in real.notes:
-        notes.print(note, highlight=False, markup=False)
-    budget.check(plan, real, cache.root)
-    with rundir.lock():
-        resumed = rundir.open(config, retry=bool(retry_failed))
-        rundir.write_manifest(manifest(plan, config, rundir.path.name, sys.argv))
-        if real.tokenizer is not None:
-            with writing("run directory", rundir.path):
-                real.tokenizer.save(str(rundir.path / RunDir.TOKENIZER))
-        (notes if resumed else console).print(
-            f"[bold]{plan.protocol.label}[/] on {plan.dataset.label}: {len(real.train)} train rows, "
-            f"{len(real.test)} test rows; {len(plan.models)} model(s) x {len(plan.mixers)} mixer(s) x "
-            f"{len(plan.seeds)} seed(s), {plan.protocol.generations} generations -> {rundir.path}"
-            + (" (resumed)" if resumed else "")
-        )
-        runner = _execute(plan, rundir, cache, console, notes)
+    result = run_grid(
+        config, out, run_id=run_id, rundir=retry_failed, cache=cache, executor=options, retry=bool(retry_failed),
+        argv=sys.argv, progress=_Progress(console, notes),
+    )  # fmt: skip
+    rundir = result.rundir
     notes.print(
-        f"steps reused from the cache ({cache.root}): {runner.reused}; computed: {runner.computed}", highlight=False
+        f"steps reused from the cache ({cache.root}): {result.reused}; computed: {result.computed}", highlight=False
     )
-    failures = list(rundir.failures())
     if not quiet:
         click.echo(report.summary(rundir))
         click.echo(f"\nrun directory: {rundir.path}  ({time.perf_counter() - started:.1f} s)")
+    failures = list(rundir.failures())  # this attempt's and those an earlier attempt's merge kept
     if failures:
         lines = [
             f"  {f['model']} / {f['mixer']} / seed {f['seed']} at generation {f['generation']}: {f['error']}"
@@ -253,45 +246,58 @@ def _run(
         )
 
 
-def _execute(plan, rundir, cache, console, notes):
-    """Run the plan with progress; stamp the manifest with how it ended.
+class _Progress:
+    """The run's progress on the terminal: a bar counting finished steps (across workers), else one line each."""
 
-    A run stopped by Ctrl-C, SIGTERM or SIGHUP, or by a full disk, is stamped ``interrupted``
-    (with the error, for a full disk); the same command resumes it.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    def __init__(self, console, notes) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from collapse_bench.errors import DiskFullError
-    from collapse_bench.runner import Runner, finish
+        self.console, self.notes = console, notes
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, disable=not console.is_terminal,
+        )  # fmt: skip
+        self.task = None
+        self.status = None  # the spinner while the data is loaded and split
 
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-        disable=not console.is_terminal,
-    )  # fmt: skip
-    task = progress.add_task("training", total=plan.records)
+    def preparing(self, plan, step: str) -> None:
+        if self.status is None:
+            self.status = self.console.status(f"loading {plan.dataset.label}")
+            self.status.start()
+        self.status.update(f"{step} ({plan.dataset.label})")
 
-    def on_step(text: str) -> None:
-        if console.is_terminal:
-            progress.update(task, advance=0 if text.startswith("FAILED") else 1, description=text)
+    def start(self, plan, rundir, real, steps: int, resumed: bool) -> None:
+        self._stop_status()
+        for note in real.notes:
+            self.notes.print(note, highlight=False, markup=False)
+        (self.notes if resumed else self.console).print(
+            f"[bold]{plan.protocol.label}[/] on {plan.dataset.label}: {len(real.train)} train rows, "
+            f"{len(real.test)} test rows; {len(plan.models)} model(s) x {len(plan.mixers)} mixer(s) x "
+            f"{len(plan.seeds)} seed(s), {plan.protocol.generations} generations -> {rundir.path}"
+            + (" (resumed)" if resumed else "")
+        )
+        self.task = self.bar.add_task("training", total=steps)
+        self.bar.start()
+
+    def step(self, text: str, failed: bool = False) -> None:
+        if self.console.is_terminal:
+            self.bar.update(self.task, advance=0 if failed else 1, description=text)
         else:
-            console.print(text, highlight=False)
+            self.console.print(text, highlight=False)
 
-    runner = Runner(plan, rundir, cache, on_step)
-    resume = f"the same command resumes {rundir.path}; finished steps are kept"
-    try:
-        with rundir.reserve(), progress:  # leaving it frees room to stamp the manifest on a full disk
-            failures = runner.execute()
-    except DiskFullError as exc:  # no commit: merging needs room; the earlier records stay as they were
-        finish(rundir, "interrupted", error=exc.cause)
-        raise
-    except KeyboardInterrupt as exc:
-        rundir.commit()
-        finish(rundir, "interrupted", error=f"stopped by {exc.args[0] if exc.args else 'SIGINT'}")
-        notes.print(f"interrupted: {resume}", highlight=False)
-        raise
-    rundir.commit()
-    finish(rundir, "failed" if failures else "complete")
-    return runner
+    def stop(self) -> None:
+        self._stop_status()
+        self.bar.stop()
+
+    def interrupted(self, rundir) -> None:
+        self.notes.print(
+            f"interrupted: the same command resumes {rundir.path}; finished steps are kept", highlight=False
+        )
+
+    def _stop_status(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
 
 
 @cli.group()

@@ -243,6 +243,14 @@ class Model(Component):
         """
         raise NotImplementedError(f"model {self.name!r} does not expose its moments")
 
+    def resources(self) -> dict[str, float]:
+        """What one step of this model asks of an executor: ``{"cpus": n, "gpus": n}``.
+
+        The Ray executor reserves it for each task (``--gpus-per-task`` overrides the GPUs); a
+        model that trains on a GPU says so here.
+        """
+        return {"cpus": 1, "gpus": 0}
+
     def save(self, path: Path) -> None:
         """Write the fitted state into the directory ``path`` (which exists and is empty).
 

@@ -1,4 +1,9 @@
-"""What a component contributes to a cache key besides its SPEC: its code and the inputs it declares.
+"""Cache keys: a step's key is the hash of everything that produced it.
+
+Every key of a grid is known before anything runs (it hashes inputs, not outputs), so the
+driver hands workers complete, self-describing steps (:mod:`collapse_bench.engine.graph`).
+
+What a component contributes to a key besides its SPEC: its code and the inputs it declares.
 
 A cached result may be reused only if nothing that produced it changed. Two things beyond a
 component's parameters can change under the same SPEC:
@@ -22,9 +27,13 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from collapse_bench.cache import digest
 from collapse_bench.errors import ComponentError, PluginError, UserError
+
+if TYPE_CHECKING:
+    from collapse_bench.plan import ChosenComponent, Plan
 
 
 def _module_file(name: str) -> Path | None:
@@ -165,3 +174,46 @@ def dependencies_digest(component: Any, who: str) -> str:
         kind = "path" if isinstance(entry, os.PathLike) else "id"
         h.update(repr((kind, str(entry), _content(entry))).encode())
     return h.hexdigest()
+
+
+def identity(component: ChosenComponent) -> dict[str, Any]:
+    """What a component contributes to a content address: full SPEC, origin, code and declared inputs."""
+    return {
+        "spec": str(component.spec),
+        "origin": component.registered.origin,
+        "code": code_hash(component.registered.obj),
+        "dependencies": dependencies_digest(component.make(), component.who),
+    }
+
+
+def data_inputs(plan: Plan) -> dict[str, Any]:
+    """What the prepared real data (split and tokenizer) depends on: the dataset and the ``[data]`` table."""
+    return {"dataset": identity(plan.dataset), "data": plan.protocol.to_dict()["data"]}
+
+
+def root_inputs(plan: Plan, data_hashes: dict[str, str]) -> dict[str, Any]:
+    """What every step of a run shares: the protocol fields that shape results, the data and what the dataset read."""
+    settings = plan.protocol.to_dict()
+    shaping = {k: settings[k] for k in ("dataset", "data", "samples", "decoding", "training")}
+    dataset = dependencies_digest(plan.dataset.make(), plan.dataset.who)
+    return {"protocol": shaping, "data": data_hashes, "dataset": dataset}
+
+
+def step_key(
+    root: dict[str, Any],
+    model: ChosenComponent,
+    mixer: ChosenComponent | None,
+    seed: int,
+    generation: int,
+    parent: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """The content address of a generation: everything that produced it, parent step included."""
+    inputs: dict[str, Any] = {**root, "model": identity(model), "seed": seed, "generation": generation}
+    if mixer is not None:
+        inputs.update(parent=parent, mixer=identity(mixer))
+    return digest(inputs), inputs
+
+
+def metric_key(metric: ChosenComponent) -> str:
+    """The address of one metric's scores within a step."""
+    return digest(identity(metric))

@@ -17,7 +17,6 @@ that the new one does not write again are kept.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -74,7 +73,7 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 class RunDir:
-    """One run's directory: written by the runner, read by reports and ``load_results``."""
+    """One run's directory: written by the run's driver, read by reports and ``load_results``."""
 
     MANIFEST = "manifest.json"
     RECORDS = "records.jsonl"
@@ -113,11 +112,12 @@ class RunDir:
         finally:
             lock.release()
 
-    def open(self, config: Any, retry: bool = False) -> bool:
-        """Prepare to (re)write this run for ``config``; return whether an earlier attempt is resumed.
+    def begin_attempt(self, config: dict[str, Any], retry: bool = False) -> bool:
+        """Validate this directory for a new attempt at ``config``.
 
-        An unfinished run of the same configuration is resumed: its records stay in place and
-        in :attr:`kept`, new ones go aside until :meth:`commit`. Call it while holding :meth:`lock`.
+        Returns whether an earlier attempt is resumed: an unfinished run of the same
+        configuration (or, with ``retry``, a run with failed cells) keeps its records in place and
+        in :attr:`kept`; new ones go aside until :meth:`commit`. Call it while holding :meth:`lock`.
         """
         if not (self.path / self.MANIFEST).exists():  # a new run (``--retry-failed`` checked it exists)
             orphans = [n for n in (self.RECORDS, self.SAMPLES, self.FAILURES) if (self.path / n).exists()]
@@ -128,7 +128,7 @@ class RunDir:
                 )
             return False
         manifest = self.manifest()
-        if manifest.get("config") != json.loads(json.dumps(dataclasses.asdict(config))):
+        if manifest.get("config") != json.loads(json.dumps(config)):
             raise UserError(
                 f"{self.path} holds a run with another configuration",
                 "choose another --run-id, or repeat that run's own command",

@@ -62,22 +62,19 @@ def run_protocol(
 ) -> pd.DataFrame:
     """Run a protocol (with ``overrides`` of its fields) into ``out``; return the tidy results.
 
-    A cell that fails raises ``AssertionError`` carrying the component's traceback.
+    The run is made by :func:`collapse_bench.run`, as ``collapse-bench run`` makes it. A cell
+    that fails raises ``AssertionError`` carrying the component's traceback.
     """
     from collapse_bench import load_results
-    from collapse_bench.cache import Cache
-    from collapse_bench.plugins import get_registry
-    from collapse_bench.runner import RunConfig, Runner, load_data, make_plan, manifest
-    from collapse_bench.store import RunDir
+    from collapse_bench.engine.driver import run
+    from collapse_bench.plan import RunConfig
 
-    proto = get_registry().protocol(protocol).override(**overrides)
-    plan = make_plan(get_registry(), proto, models, mixers, metrics)
-    load_data(plan)
-    run = RunDir(out)
-    with run.lock():
-        run.write_manifest(manifest(plan, RunConfig(protocol, tuple(models), tuple(mixers)), out.name, ["pytest"]))
-        failures = Runner(plan, run, Cache(cache or out / "cache")).execute()
-    assert not failures, "\n\n".join(f.traceback for f in failures)
+    seeds, generations = overrides.pop("seeds", None), overrides.pop("generations", None)
+    config = RunConfig(
+        protocol, tuple(models), tuple(mixers), tuple(metrics), None, seeds, generations, overrides=overrides
+    )
+    result = run(config, rundir=out, cache=cache or out / "cache", argv=["pytest"])
+    assert not result.failures, "\n\n".join(f.traceback for f in result.failures)
     return load_results(out)
 
 

@@ -24,8 +24,9 @@ import torch.nn.functional as F
 from collapse_bench.builtin.models.ngram import NgramModel
 from collapse_bench.cache import Cache
 from collapse_bench.data import RealData
+from collapse_bench.engine.prepared import load_data
+from collapse_bench.plan import make_plan
 from collapse_bench.plugins import get_registry
-from collapse_bench.runner import load_data, make_plan
 from collapse_bench.testing import run_protocol
 
 REL = 1e-12

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,15 +14,19 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import collapse_bench
 from collapse_bench import HIGHER, LOGLIK, LOWER, Dataset, Metric, contract, hookimpl, validators
 from collapse_bench.builtin.mixers import Replace
 from collapse_bench.builtin.models.categorical import CategoricalModel
 from collapse_bench.builtin.models.gaussian import GaussianModel
-from collapse_bench.cache import Cache
+from collapse_bench.engine.driver import RunResult
+from collapse_bench.plan import RunConfig
 from collapse_bench.plugins import Registry, create_plugin_manager
-from collapse_bench.runner import Runner, load_data, make_plan
 from collapse_bench.specs import Spec
 from collapse_bench.store import RunDir
+
+#: Prepared data shared by the runs of this module (the cache's ``data`` folder of each run links here).
+PREPARED = Path(tempfile.mkdtemp(prefix="collapse-bench-prepared-"))
 
 # --- text models ------------------------------------------------------------------------------
 
@@ -297,21 +302,21 @@ class Broken:
         register(Constant)
 
 
-def run(tmp_path: Path, protocol: str, model: str, mixer: str, metric: str, **overrides: Any):
+def run(
+    tmp_path: Path, protocol: str, model: str, mixer: str, metric: str, **overrides: Any
+) -> tuple[RunResult, RunDir, list]:
     """Run one cell through the real harness with the broken plugin installed."""
     pm, infos = create_plugin_manager()
     pm.register(Broken(), name="broken-plugin")
-    registry = Registry(pm, infos)
-    proto = registry.protocol(protocol).override(**{"seeds": 1, "generations": 2, **overrides})
-    plan = make_plan(registry, proto, [model], [mixer], [metric])
-    if protocol == "smoke" and "dataset" not in overrides:
-        plan.real = contract.real_data("text")  # the smoke protocol's data, prepared once per session
-    else:
-        load_data(plan)
-    rundir = RunDir(tmp_path / "run")
-    with rundir.lock():
-        failures = Runner(plan, rundir, Cache(tmp_path / "cache")).execute()
-    return plan, rundir, failures
+    dataset, generations = overrides.pop("dataset", None), overrides.pop("generations", 2)
+    config = RunConfig(
+        protocol, (model,), (mixer,), (metric,), dataset and str(dataset), 1, generations, overrides=overrides
+    )
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "data").symlink_to(PREPARED)  # each protocol's data split and tokenizer, prepared once per session
+    result = collapse_bench.run(config, rundir=tmp_path / "run", cache=cache, registry=Registry(pm, infos))
+    return result, result.rundir, result.failures
 
 
 @dataclass

@@ -18,6 +18,7 @@ import tomllib
 
 import numpy as np
 import pytest
+from collapse_bench.runner import load_data, make_plan
 
 from collapse_bench.builtin.datasets import HubDataset, Shakespeare
 from collapse_bench.builtin.metrics.paper_perplexity import PaperPerplexityMetric
@@ -30,7 +31,6 @@ from collapse_bench.components import FitContext, MetricContext, SampleContext
 from collapse_bench.data import prepare
 from collapse_bench.plugins import get_registry
 from collapse_bench.protocol import parse_protocol
-from collapse_bench.runner import load_data, make_plan
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

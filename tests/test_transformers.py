@@ -365,10 +365,29 @@ def test_gpt_tiny_runs_the_grid_and_reloads_from_the_cache(run, tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_path(real):
+def test_cuda_path_and_reloading_on_the_cpu(real, tmp_path):
     model = fit(GptModel(**MICRO), real)
     assert next(model.module.parameters()).device.type == "cuda"
     assert draw(model, real).shape == (16, real.train.shape[1])
+    model.save(tmp_path)
+    on_cpu = GptModel(**MICRO, device="cpu")
+    on_cpu.load(tmp_path)
+    np.testing.assert_allclose(on_cpu.nll(real.test[:8]), model.nll(real.test[:8]), rtol=1e-2)
+    assert next(on_cpu.module.parameters()).device.type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_device_auto_is_the_cpu_without_a_gpu_and_cuda_is_refused_clearly(real):
+    auto, cpu = fit(GptModel(**MICRO), real), fit(GptModel(**MICRO, device="cpu"), real)
+    np.testing.assert_array_equal(auto.nll(real.test[:8]), cpu.nll(real.test[:8]))
+    assert next(cpu.module.parameters()).device.type == "cpu"
+    with pytest.raises(ConfigError, match="device=cuda was asked for, but torch sees no CUDA GPU"):
+        fit(GptModel(**MICRO, device="cuda"), real)
+
+
+def test_a_model_on_cuda_asks_the_executor_for_a_gpu():
+    assert GptModel(**MICRO, device="cuda").resources() == {"cpus": 1, "gpus": 1}
+    assert GptModel(**MICRO).resources() == {"cpus": 1, "gpus": 0}
 
 
 def test_a_diverging_loss_stops_training_instead_of_training_on_garbage(real):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from collapse_bench.builtin.models.torch_lm import TorchLM, Training
+from collapse_bench.builtin.models.torch_lm import Device, TorchLM, Training
 from collapse_bench.components import FitContext, SampleContext
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
@@ -39,11 +39,13 @@ class GptModel(TorchLM):
         inner: int = 0,
         dropout: float = 0.0,
         init: Literal["scratch", "previous", "base"] = "scratch",
+        device: Device = "auto",
     ) -> None:
         """``layers``, ``width`` (embedding size), ``heads`` and ``inner`` (feed-forward size; 0 means
         4 x width for gpt2, 8/3 x width for llama) size the network; ``init`` says where each
-        generation after the first starts: fresh weights, the previous generation, or generation 0."""
-        super().__init__()
+        generation after the first starts: fresh weights, the previous generation, or generation 0;
+        ``device``: ``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
+        super().__init__(device)
         if min(layers, width, heads) < 1 or inner < 0 or not 0 <= dropout < 1:
             raise ConfigError(
                 f"gpt size layers={layers}, width={width}, heads={heads}, inner={inner}, dropout={dropout}",
@@ -121,7 +123,15 @@ class GptModel(TorchLM):
         prompts = [np.array([self.bos])] * n
         span = (ctx.length, ctx.length)
         rows = torch_support.generate(
-            self.module, prompts, ctx.decoding, span, eos=None, banned=[self.bos], rng=ctx.rng, cfg=self.training
+            self.module,
+            prompts,
+            ctx.decoding,
+            span,
+            eos=None,
+            banned=[self.bos],
+            rng=ctx.rng,
+            cfg=self.training,
+            dev=self._device(),
         )
         return np.stack(rows).astype(np.int32)
 
@@ -141,8 +151,11 @@ class GptTiny(GptModel):
         inner: int = 0,
         dropout: float = 0.0,
         init: Literal["scratch", "previous", "base"] = "scratch",
+        device: Device = "auto",
     ) -> None:
-        super().__init__(arch=arch, layers=layers, width=width, heads=heads, inner=inner, dropout=dropout, init=init)
+        super().__init__(
+            arch=arch, layers=layers, width=width, heads=heads, inner=inner, dropout=dropout, init=init, device=device
+        )
 
 
 class GptSmall(GptModel):
@@ -160,5 +173,8 @@ class GptSmall(GptModel):
         inner: int = 0,
         dropout: float = 0.0,
         init: Literal["scratch", "previous", "base"] = "scratch",
+        device: Device = "auto",
     ) -> None:
-        super().__init__(arch=arch, layers=layers, width=width, heads=heads, inner=inner, dropout=dropout, init=init)
+        super().__init__(
+            arch=arch, layers=layers, width=width, heads=heads, inner=inner, dropout=dropout, init=init, device=device
+        )

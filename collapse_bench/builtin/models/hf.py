@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from collapse_bench.builtin.models.torch_lm import TorchLM, Training
+from collapse_bench.builtin.models.torch_lm import Device, TorchLM, Training
 from collapse_bench.components import FitContext, SampleContext
 from collapse_bench.data import token_bytes
 from collapse_bench.decoding import Decoding
@@ -97,11 +97,12 @@ class HfModel(TorchLM):
     name = "hf"
     default_lr = 5e-5
 
-    def __init__(self, *, path: str, init: Literal["base", "previous"] = "base") -> None:
+    def __init__(self, *, path: str, init: Literal["base", "previous"] = "base", device: Device = "auto") -> None:
         """``path``: a hub id (``facebook/opt-125m``) or a directory written by ``save_pretrained``
         holding the model and its tokenizer; ``init``: fine-tune every generation from that
-        checkpoint (``base``, as Shumailov et al. 2024) or from the previous generation."""
-        super().__init__()
+        checkpoint (``base``, as Shumailov et al. 2024) or from the previous generation; ``device``:
+        ``auto`` (CUDA when present), ``cpu`` or ``cuda``."""
+        super().__init__(device)
         self.path, self.init = path, init
         self.tokenizer: Any = None  # the model's own tokenizer
         self.run_tokenizer: Any = None  # the run's tokenizer, kept from fit() for nll() and sample()
@@ -228,14 +229,16 @@ class HfModel(TorchLM):
 
         if self.own_tokens:
             rows = np.asarray(data)
-            scored = torch_support.token_nll(self.module, self._own_rows(rows), self.training)
+            scored = torch_support.token_nll(self.module, self._own_rows(rows), self.training, self._device())
             if self.training.row_bos:
                 return np.array(scored, dtype=np.float64).reshape(rows.shape)
-            first = torch_support.token_nll(self.module, [np.array([self.bos, r[0]]) for r in rows], self.training)
+            first = torch_support.token_nll(
+                self.module, [np.array([self.bos, r[0]]) for r in rows], self.training, self._device()
+            )
             return np.column_stack([np.concatenate(first), np.array(scored)]).astype(np.float64)
         seqs, where = self._texts(data)
         out = np.zeros(np.asarray(data).shape, dtype=np.float64)
-        scored = torch_support.token_nll(self.module, seqs, self.training)
+        scored = torch_support.token_nll(self.module, seqs, self.training, self._device())
         for row, (nll, owner) in enumerate(zip(scored, where, strict=True)):
             np.add.at(out[row], owner, nll)
         return out
@@ -278,7 +281,7 @@ class HfModel(TorchLM):
         if self.own_tokens:  # the row is exactly ctx.length new ids, unchanged (EOS suppressed until then)
             more = torch_support.generate(
                 self.module, prompts, decoding, (ctx.length, ctx.length), eos=self.tokenizer.eos_token_id,
-                rng=ctx.rng, cfg=self.training,
+                rng=ctx.rng, cfg=self.training, dev=self._device(),
             )  # fmt: skip
             return np.array(more, dtype=np.int32)
         most = decoding.max_new_tokens or ctx.length
@@ -290,7 +293,7 @@ class HfModel(TorchLM):
             contexts = [np.concatenate([prompts[i], new[i]]) for i in pending]
             more = torch_support.generate(
                 self.module, contexts, decoding, span, eos=self.tokenizer.eos_token_id, rng=ctx.rng,
-                cfg=self.training,
+                cfg=self.training, dev=self._device(),
             )  # fmt: skip
             for i, tokens in zip(pending, more, strict=True):
                 new[i] = np.concatenate([new[i], tokens])

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from collapse_bench.decoding import Decoding
     from collapse_bench.protocol import Protocol
 
+#: Where a transformer model trains and samples: ``auto`` is CUDA when torch sees a GPU, else the CPU.
+Device = Literal["auto", "cpu", "cuda"]
+
 
 @dataclass(frozen=True)
 class Training:
@@ -81,9 +84,19 @@ class TorchLM(Model):
     #: Learning rate when ``[training] lr`` is not given.
     default_lr: ClassVar[float]
 
-    def __init__(self) -> None:
+    def __init__(self, device: Device = "auto") -> None:
         self.module: Any = None  # the transformers model, once fitted or loaded
         self.training = Training()
+        self.device = device
+
+    def resources(self) -> dict[str, float]:
+        """One GPU per step when the model is told to train on CUDA; else one CPU."""
+        return {"cpus": 1, "gpus": 1 if self.device == "cuda" else 0}
+
+    def _device(self) -> Any:
+        from collapse_bench.builtin.models import torch_support
+
+        return torch_support.device(self.device)
 
     def check(self, protocol: Protocol) -> None:
         Training.parse(protocol.training)
@@ -107,7 +120,7 @@ class TorchLM(Model):
                     'give the dataset a validation split (hf: validation_split=...) or select = "last"',
                 )
             validation = self._sequences(ctx.validation)
-        torch_support.train(self.module, self._sequences(data), self.training, lr, ctx.rng, validation)
+        torch_support.train(self.module, self._sequences(data), self.training, lr, ctx.rng, self._device(), validation)
 
     def _initial(self, data: np.ndarray, ctx: FitContext) -> Any:
         """The network training starts from in this generation."""
@@ -121,7 +134,7 @@ class TorchLM(Model):
         """NLL in nats of every token after the BOS of each row's own sequence."""
         from collapse_bench.builtin.models import torch_support
 
-        return torch_support.token_nll(self.module, self._sequences(data), self.training)
+        return torch_support.token_nll(self.module, self._sequences(data), self.training, self._device())
 
     def save(self, path: Path) -> None:
         self.module.save_pretrained(path / "model")

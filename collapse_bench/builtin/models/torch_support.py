@@ -4,7 +4,9 @@ Imported only when a transformer model trains, scores or samples (see :mod:`torc
 comes from doing less than the general tools: a plain AdamW loop under bf16 autocast (no
 ``Trainer`` bookkeeping), likelihood passes in large batches under ``torch.inference_mode``,
 and a sampling loop that feeds one token per step through the KV cache with nothing but the
-logit processing the protocol asks for. CUDA is used when present; nothing needs it.
+logit processing the protocol asks for. A model's ``device`` says where it runs (CUDA when
+present, by default); nothing needs a GPU, and weights are saved so that a CPU-only machine
+loads what a GPU trained.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from transformers.utils import logging as hf_logging
 
+from collapse_bench.errors import ConfigError
+
 if TYPE_CHECKING:
     from collapse_bench.builtin.models.torch_lm import Training
     from collapse_bench.decoding import Decoding
@@ -30,9 +34,14 @@ hf_logging.disable_progress_bar()  # save_pretrained's per-shard bars would swam
 IGNORE = -100
 
 
-def device() -> torch.device:
-    """CUDA when present, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def device(choice: str = "auto") -> torch.device:
+    """The device a model asked for: ``cuda``, ``cpu``, or ``auto`` (CUDA when present, else the CPU)."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device=cuda was asked for, but torch sees no CUDA GPU on this machine",
+            "use device=auto (or cpu), or run the steps on GPU machines (docs/scale-out.md)",
+        )
+    return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
 
 
 def bf16_fast(dev: torch.device) -> bool:
@@ -123,6 +132,7 @@ def train(
     cfg: Training,
     lr: float,
     rng: np.random.Generator,
+    dev: torch.device,
     validation: list[np.ndarray] | None = None,
 ) -> None:
     """Fit ``model`` to ``seqs`` by AdamW on the next-token loss.
@@ -133,7 +143,6 @@ def train(
     once per epoch or per step, and with ``validation`` the weights of the epoch with the lowest
     mean validation loss are kept (Lightning's ``ModelCheckpoint(monitor="val_loss")``).
     """
-    dev = device()
     model.to(dev).train()
     if cfg.by_epoch:
         epochs = [_epoch(len(seqs), cfg.batch_size, rng) for _ in range(int(cfg.epochs))]
@@ -165,7 +174,7 @@ def train(
         if per_epoch:
             schedule.step()
         if validation is not None:
-            value = validation_loss(model, validation, cfg)
+            value = validation_loss(model, validation, cfg, dev)
             if best is None or value < best[0]:
                 best = (value, {k: v.detach().clone() for k, v in model.state_dict().items()})
             model.train()
@@ -175,21 +184,20 @@ def train(
 
 
 @torch.inference_mode()
-def validation_loss(model: Any, seqs: list[np.ndarray], cfg: Training) -> float:
+def validation_loss(model: Any, seqs: list[np.ndarray], cfg: Training, dev: torch.device) -> float:
     """Mean next-token cross-entropy over every predicted token of ``seqs`` (the sequences' own
     losses weighted by their predicted tokens: Lightning's batch-size-weighted epoch mean of the
     per-batch losses when every sequence has the same length)."""
-    nll = token_nll(model, seqs, cfg)
+    nll = token_nll(model, seqs, cfg, dev)
     return float(np.concatenate(nll).mean())
 
 
 @torch.inference_mode()
-def token_nll(model: Any, seqs: list[np.ndarray], cfg: Training) -> list[np.ndarray]:
+def token_nll(model: Any, seqs: list[np.ndarray], cfg: Training, dev: torch.device) -> list[np.ndarray]:
     """NLL in nats of every token but the first (BOS) of each sequence, in large batches.
 
     Sequences are scored in order of length, so that a batch pads little.
     """
-    dev = device()
     model.to(dev).eval()
     out: list[np.ndarray] = [np.empty(0)] * len(seqs)
     order = np.argsort([len(s) for s in seqs], kind="stable")
@@ -411,13 +419,13 @@ def generate(
     banned: Sequence[int] = (),
     rng: np.random.Generator,
     cfg: Training,
+    dev: torch.device,
 ) -> list[np.ndarray]:
     """New tokens for every prompt, between ``span[0]`` and ``span[1]`` of them, cut before ``eos``.
 
     ``banned`` tokens are never produced (e.g. a BOS symbol that only starts sequences).
     Prompts are decoded ``cfg.eval_batch_size`` at a time, left-padded.
     """
-    dev = device()
     model.to(dev).eval()
     gen = generator(rng, dev)
     # One token per step is too little work for bf16 to pay for autocast's casts on a CPU

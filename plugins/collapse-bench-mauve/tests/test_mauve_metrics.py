@@ -16,9 +16,10 @@ from collapse_bench_mauve.embedding import embed, spread
 from collapse_bench_mauve.metrics import MauveMetric, SemanticDiversityMetric
 
 from collapse_bench import MetricContext, RealData
+from collapse_bench.engine.prepared import load_data
 from collapse_bench.errors import ConfigError
+from collapse_bench.plan import make_plan
 from collapse_bench.plugins import get_registry
-from collapse_bench.runner import load_data, make_plan
 
 ROWS = 64  # per side: the smoke protocol's test split; enough to separate real from broken text
 

@@ -1,0 +1,1 @@
+"""The run engine: the step graph, computing steps, executors, the run directory's manifest."""
