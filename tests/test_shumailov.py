@@ -18,7 +18,6 @@ import tomllib
 
 import numpy as np
 import pytest
-from collapse_bench.runner import load_data, make_plan
 
 from collapse_bench.builtin.datasets import HubDataset, Shakespeare
 from collapse_bench.builtin.metrics.paper_perplexity import PaperPerplexityMetric
@@ -29,6 +28,8 @@ from collapse_bench.builtin.models.torch_support import _lr_factor
 from collapse_bench.builtin.protocols import PROTOCOL_DIR
 from collapse_bench.components import FitContext, MetricContext, SampleContext
 from collapse_bench.data import prepare
+from collapse_bench.engine.prepared import load_data
+from collapse_bench.plan import make_plan
 from collapse_bench.plugins import get_registry
 from collapse_bench.protocol import parse_protocol
 
