@@ -32,11 +32,11 @@ def headline(manifest: Manifest) -> dict[str, list[str]]:
 def _declared(label: str) -> list[str]:
     """The headline values the installed metric ``label`` declares; none when it is not installed."""
     from collapse_bench.errors import UserError
+    from collapse_bench.plan import choose
     from collapse_bench.plugins import get_registry
-    from collapse_bench.runner import resolve
 
     try:
-        return resolve(get_registry(), "metric", label).make().headlines()
+        return choose(get_registry(), "metric", label).make().headlines()
     except UserError:
         return []
 
