@@ -69,6 +69,9 @@ def test_paths_are_paths_and_globs_are_asked_for(tmp_path):
         TextFiles(path=str(tmp_path / "notes.md"), glob="*.md").load()
     with pytest.raises(DataError, match=r"found no file or folder at .*glob="):
         TextFiles(path=str(tmp_path / "*.txt")).load()
+    with pytest.raises(DataError, match=r"matching glob='\*\.rst'") as refused:  # the fix names glob=, not the folder
+        TextFiles(path=str(tmp_path), glob="*.rst").load()
+    assert refused.value.fix.startswith("change glob=")
 
 
 TEXT = "Café crème, naïve façade, «déjà vu».\n\nÀ bientôt, señor Müller.\n"

@@ -71,9 +71,12 @@ def find(path: str, pattern: str | None) -> Found:
     if not found.files:
         matching = f" matching glob={pattern!r}" if pattern else ""
         left = f" (skipped as not data: {', '.join(found.skipped[:5])})" if found.skipped else ""
-        raise DataError(
-            f"text-files found no data file in folder {path!r}{matching}{left}", "give a folder holding text files"
+        fix = (
+            f"change glob= (matched against paths inside {path!r}; **/ reaches into subfolders: glob=**/*.txt)"
+            if pattern
+            else "give a folder holding text files"
         )
+        raise DataError(f"text-files found no data file in folder {path!r}{matching}{left}", fix)
     return found
 
 
