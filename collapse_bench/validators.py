@@ -82,6 +82,11 @@ MOMENTS_SHAPES = Rule(
     "return the fitted mean vector and covariance matrix",
 )
 MOMENTS_FINITE = Rule("model moments()", "the mean and covariance are finite", "return finite moments")
+MOMENTS_COVARIANCE = Rule(
+    "model moments()",
+    "the covariance is symmetric and positive semi-definite (no negative variance), up to rounding",
+    "return the fitted covariance matrix, e.g. np.cov(data, rowvar=False)",
+)
 MOMENTS_BASE_VARIANCE = Rule(
     "model moments()",
     "the generation-0 covariance has a positive trace, since later variances are measured relative to it",
@@ -112,6 +117,7 @@ RULES: tuple[Rule, ...] = (
     NLL_TEXT_NEGATIVE,
     MOMENTS_SHAPES,
     MOMENTS_FINITE,
+    MOMENTS_COVARIANCE,
     MOMENTS_BASE_VARIANCE,
     VALUES_NAMES,
     VALUES_NUMBERS,
@@ -201,11 +207,28 @@ def moments(out: Any, dim: int, generation: int, who: str) -> tuple[np.ndarray, 
         raise MOMENTS_SHAPES.refuse(who, "moments()", got)
     if not (np.isfinite(mean).all() and np.isfinite(cov).all()):
         raise MOMENTS_FINITE.refuse(who, "moments()", "non-finite values")
+    _check_covariance(cov, who)
     if generation == 0 and not np.trace(cov) > 0:
         raise MOMENTS_BASE_VARIANCE.refuse(
             who, "moments()", f"a covariance of trace {np.trace(cov):.6g} at generation 0"
         )
     return mean, cov
+
+
+#: Relative tolerance of the covariance checks: rounding in a fitted covariance is far below it.
+_COVARIANCE_RTOL = 1e-8
+
+
+def _check_covariance(cov: np.ndarray, who: str) -> None:
+    """Refuse a covariance that is not symmetric PSD: its trace and W2 would be values of no distribution."""
+    scale = float(np.abs(cov).max()) if cov.size else 0.0
+    if not np.allclose(cov, cov.T, rtol=0.0, atol=_COVARIANCE_RTOL * scale):
+        raise MOMENTS_COVARIANCE.refuse(
+            who, "moments()", f"an asymmetric covariance (largest |C - C^T| {np.abs(cov - cov.T).max():.6g})"
+        )
+    lowest = float(np.linalg.eigvalsh(cov).min()) if cov.size else 0.0
+    if lowest < -_COVARIANCE_RTOL * scale:
+        raise MOMENTS_COVARIANCE.refuse(who, "moments()", f"a covariance with eigenvalue {lowest:.6g} < 0")
 
 
 def metric_values(values: Any, outputs: Mapping[str, Any], who: str) -> dict[str, float]:

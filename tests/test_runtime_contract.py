@@ -20,6 +20,7 @@ from collapse_bench.builtin.mixers import Replace
 from collapse_bench.builtin.models.categorical import CategoricalModel
 from collapse_bench.builtin.models.gaussian import GaussianModel
 from collapse_bench.engine.driver import RunResult
+from collapse_bench.errors import PluginError
 from collapse_bench.plan import RunConfig
 from collapse_bench.plugins import Registry, create_plugin_manager
 from collapse_bench.specs import Spec
@@ -158,6 +159,16 @@ class ZeroVariance(GaussianModel):
         return mean, cov * 0
 
 
+class NegativeVariance(GaussianModel):
+    """Before the rule: a covariance of -1 times the fit passed, and at generation g >= 1 gave variance.ratio < 0."""
+
+    name = "negative-variance"
+
+    def moments(self):
+        mean, cov = super().moments()
+        return mean, -cov
+
+
 class InfiniteDensity(GaussianModel):
     name = "infinite-density"
 
@@ -276,7 +287,17 @@ class PeekPrevious(CategoricalModel):
 
 
 MODELS = [ListRows, FewRows, NarrowRows, FloatIds, ShiftedIds, NegativeIds, ShortNll, NanNll, MinusInfNll]
-MODELS += [Overconfident, IntVectors, NanVectors, WideMean, InfMean, ZeroVariance, InfiniteDensity, PeekPrevious]
+MODELS += [
+    Overconfident,
+    IntVectors,
+    NanVectors,
+    WideMean,
+    InfMean,
+    NegativeVariance,
+    ZeroVariance,
+    InfiniteDensity,
+    PeekPrevious,
+]
 MIXERS = [NoRows, FlatRows, NarrowMix, FloatMix, ShiftedMix, IntMix]
 METRICS = [ExtraOutput, NanMetric, WordMetric, MeanNll]
 
@@ -368,6 +389,13 @@ CASES = [
         metric="variance",
     ),
     Case(InfMean, validators.MOMENTS_FINITE, "non-finite values", "theory", metric="variance"),
+    Case(
+        NegativeVariance,
+        validators.MOMENTS_COVARIANCE,
+        "a covariance with eigenvalue -",
+        "theory",
+        metric="variance",
+    ),
     Case(
         ZeroVariance,
         validators.MOMENTS_BASE_VARIANCE,
@@ -477,3 +505,21 @@ def test_the_docs_list_every_rule():
     """docs/plugins.md shows the rules table generated from the module, so the two cannot drift."""
     docs = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
     assert validators.rules_table() in docs
+
+
+def test_a_covariance_that_no_distribution_has_is_refused_at_every_generation():
+    """2-D cases the 1-D theory run cannot show: asymmetric, or indefinite after a valid generation 0.
+
+    Before the rule, an indefinite covariance at generation 1 scored variance.ratio below 0. A
+    covariance fitted by np.cov, rounding and all, passes unchanged.
+    """
+    rng = np.random.default_rng(0)
+    fitted = np.cov(rng.normal(size=(50, 2)) @ np.array([[1.0, 0.9], [0.0, 0.1]]), rowvar=False)
+    _, cov = validators.moments((np.zeros(2), fitted), 2, 1, "model 'm'")
+    assert np.array_equal(cov, fitted)
+    asymmetric = np.array([[1.0, 5.0], [0.0, 1.0]])
+    with pytest.raises(PluginError, match=r"an asymmetric covariance \(largest \|C - C\^T\| 5\)"):
+        validators.moments((np.zeros(2), asymmetric), 2, 0, "model 'm'")
+    indefinite = np.array([[1.0, 2.0], [2.0, 1.0]])  # eigenvalues 3 and -1, trace 2 > 0
+    with pytest.raises(PluginError, match=r"^model 'm': moments\(\) returned a covariance with eigenvalue -1 < 0"):
+        validators.moments((np.zeros(2), indefinite), 2, 1, "model 'm'")
