@@ -444,6 +444,24 @@ def test_metrics_other_than_repetition_take_rows_of_one_token():
         score(RepetitionMetric(), text_data(TRAIN), samples)
 
 
+@pytest.mark.parametrize("shape", [(0, 4), (3, 0), (0, 0)])
+def test_paper_perplexity_refuses_an_empty_test_split_by_name(shape):
+    empty = np.zeros(shape, dtype=np.int32)
+    model = fitted(CategoricalModel(), TRAIN, 8)
+    with pytest.raises(DataError, match=rf"metric 'paper-perplexity' got the real test split of shape \({shape[0]}, "):
+        score(PaperPerplexityMetric(), text_data(TRAIN, empty, test_chars=1), empty, model)
+
+
+def test_the_metrics_that_skip_a_rows_first_token_refuse_rows_of_one_token():
+    """docs/metrics.md's edge table: nothing is left to score after the first token."""
+    model = fitted(CategoricalModel(), TRAIN, 8)
+    one = rows([3], [0])
+    with pytest.raises(DataError, match="'paper-perplexity' needs rows of at least 2 tokens"):
+        score(PaperPerplexityMetric(), text_data(TRAIN, one, test_chars=1), one, model)
+    with pytest.raises(DataError, match=r"'reference-perplexity' got synthetic rows S_g without their first token"):
+        score(ReferencePerplexityMetric(skip_first=True), text_data(TRAIN), one, model)
+
+
 @pytest.mark.filterwarnings("error")
 def test_repetition_of_rows_exactly_n_tokens_long():
     out = score(RepetitionMetric(), text_data(TRAIN), rows([1, 2, 3, 4], [1, 2, 3, 5]))
