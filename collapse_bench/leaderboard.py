@@ -7,7 +7,7 @@ that change no result-shaping field share a fingerprint, and so a table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,62 @@ class Board:
     columns: list[str]
     directions: dict[str, str]
     incomplete: int  # cells that did not reach the last generation
+    notes: list[str] = field(default_factory=list)  # what inf/nan mean here, where rankings disagree
+
+
+#: Why a value can be ``inf``: metrics may report it (never NaN), and for likelihood values it
+#: has one cause.
+INF_MEANS = (
+    "`inf`: infinite for at least one seed: the model gives probability 0 to some token it is scored on "
+    "(a model without smoothing that never saw the token; see docs/metrics.md and docs/models.md)"
+)
+#: Why a value can be ``nan``: metrics never report it, so it comes from aggregating.
+NAN_MEANS = "`nan`: undefined: a drift of inf / inf, or a mean over seeds of +inf and -inf"
+
+
+def explain_nonfinite(values: np.ndarray) -> list[str]:
+    """One line per kind of non-finite value among ``values`` saying what it means (none if all are finite)."""
+    values = np.asarray(values, dtype=np.float64)
+    return [text for kind, text in ((np.isinf, INF_MEANS), (np.isnan, NAN_MEANS)) if kind(values).any()]
+
+
+def _rank_note(key: pd.Series, name: str, ascending: bool) -> list[str]:
+    """How entries whose ranking value is not finite are ranked (``ascending``: lower is better)."""
+    v = key.to_numpy(dtype=np.float64)
+    first, later = ("before", "after") if ascending else ("after", "before")
+    parts = [
+        text
+        for present, text in (
+            (np.isposinf(v).any(), f"`inf` ranks {later} every finite value"),
+            (np.isneginf(v).any(), f"`-inf` ranks {first} every finite value"),
+            (np.isnan(v).any(), "`nan` (undefined) ranks last"),
+        )
+        if present
+    ]
+    return [f"Ranked by {name}: " + "; ".join(parts) + "."] if parts else []
+
+
+def disagreements(mean: pd.DataFrame, order: pd.Index, directions: dict[str, str], names: dict[str, str]) -> list[str]:
+    """Where ranking by another shown value would order the entries differently than the table does.
+
+    One line per such value, giving the table's ranks in that value's order (best first), so a
+    collapse that the ranking value hides is seen beside it. Values without a direction are skipped.
+    """
+    if len(order) < 2:
+        return []
+    rank = {idx: i for i, idx in enumerate(order, 1)}
+    lines = []
+    for col, label in names.items():
+        direction = directions.get(col)
+        if col not in mean.columns or direction not in ARROW:
+            continue
+        values = mean.loc[list(order), col]
+        ranked = values.sort_values(ascending=direction == "lower", kind="stable", na_position="last").index
+        if list(ranked) != list(order):
+            lines.append(f"by {label}: " + ", ".join(str(rank[idx]) for idx in ranked))
+    if not lines:
+        return []
+    return ["Rankings disagree (this table's ranks, in the order each other value would give): " + "; ".join(lines)]
 
 
 def _fmt(mean: float, std: float, seeds: int) -> str:
@@ -75,7 +131,7 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
     key = spec["by"] if spec["by"] in mean.columns else "last"
     ascending = directions.get(metric, "lower") == "lower"
     if key in mean.columns:
-        order = mean[key].replace([np.inf, -np.inf], np.nan).sort_values(ascending=ascending, na_position="last").index
+        order = mean[key].sort_values(ascending=ascending, kind="stable", na_position="last").index
         order = order.append(mean.index.difference(order))
     else:
         order = mean.index
@@ -93,6 +149,10 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
         **{c: f"{c} g{last} {ARROW.get(directions.get(c, ''), '')}" for c in shown},
     }
     table = pd.DataFrame(rows).rename(columns=names)
+    notes = explain_nonfinite(mean.to_numpy(dtype=np.float64))
+    if key in mean.columns:
+        notes += _rank_note(mean[key], names.get(key, key), ascending)
+    notes += disagreements(mean, order, directions, {c: names[c] for c in shown})
     curve_rows = done[done.metric.isin([metric, *shown])]
     curves = curve_rows.groupby(["metric", "model", "mixer", "generation"])["value"].agg(["mean", "std"]).reset_index()
     return Board(
@@ -108,6 +168,7 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
         incomplete=len(all_cells) - len(reached),
         columns=shown,
         directions=directions,
+        notes=notes,
     )
 
 
@@ -144,6 +205,8 @@ def to_markdown(boards: list[Board], plots: dict[str, str] | None = None) -> str
         if b.incomplete:
             lines.append(f"{b.incomplete} cell(s) that did not reach generation {b.last_generation} are left out.")
         lines += ["", tabulate(b.table, headers="keys", tablefmt="pipe", showindex=False, disable_numparse=True)]
+        if b.notes:
+            lines += [""] + [f"- {note}" for note in b.notes]
         if plots and b.fingerprint in plots:
             lines += ["", f"![{b.metric} by generation, {b.protocol}]({plots[b.fingerprint]})"]
         parts.append("\n".join(lines))

@@ -6,6 +6,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from collapse_bench import views
+from collapse_bench.leaderboard import explain_nonfinite
 from collapse_bench.results import load_results
 from collapse_bench.store import RunDir
 
@@ -37,7 +38,8 @@ def summary(run: RunDir) -> str:
         table.columns = [f"g{g}" for g in table.columns]
         table.index = [f"{m} / {x}" for m, x in table.index]
         better = {"higher": "higher is better", "lower": "lower is better"}.get(direction, "")
-        parts.append(f"{metric} ({better})\n" + tabulate(table, headers="keys", floatfmt=".4g"))
+        notes = "".join(f"\n  {note}" for note in explain_nonfinite(table.to_numpy(dtype=float))).replace("`", "")
+        parts.append(f"{metric} ({better})\n" + tabulate(table, headers="keys", floatfmt=".4g") + notes)
     return "\n\n".join(parts)
 
 

@@ -49,3 +49,36 @@ def test_a_cell_run_twice_counts_once(run, tmp_path):
     run("smoke", ["ngram"], ["replace"], seeds=2)
     (board,) = leaderboard.build([tmp_path])
     assert board.table["seeds"].tolist() == [2]
+
+
+def test_infinite_and_undefined_values_are_explained_and_ranked_last(run, tmp_path):
+    # categorical at alpha=0 gives unseen test tokens probability 0: perplexity inf at g0 and g2, drift inf/inf.
+    run("smoke", ["ngram", "categorical"], ["replace"])
+    (board,) = leaderboard.build([tmp_path])
+    assert list(board.table["model"]) == ["ngram", "categorical"]
+    assert board.table["perplexity g0"].tolist()[1] == "inf"
+    assert board.table["perplexity drift (g2/g0) ↓"].tolist()[1] == "nan"
+    text = leaderboard.to_markdown([board])
+    assert f"- {leaderboard.INF_MEANS}" in text and f"- {leaderboard.NAN_MEANS}" in text
+    assert "Ranked by perplexity drift (g2/g0) ↓: `nan` (undefined) ranks last." in text
+
+
+def test_a_smoothed_categorical_has_finite_perplexity_and_no_note(run, tmp_path):
+    run("smoke", ["categorical:alpha=1"], ["replace"])
+    (board,) = leaderboard.build([tmp_path])
+    assert float(board.table["perplexity g0"].iloc[0]) < 512  # below the vocabulary size: better than uniform
+    assert not any("`inf`" in note for note in board.notes)
+
+
+def test_disagreeing_rankings_are_named_with_the_tables_ranks():
+    import numpy as np
+    import pandas as pd
+
+    index = pd.MultiIndex.from_tuples([("m", "a"), ("m", "b"), ("m", "c")], names=["model", "mixer"])
+    mean = pd.DataFrame({"drift": [1.0, 2.0, 3.0], "cov": [0.1, 0.9, 0.5], "rep": [0.1, 0.2, np.inf]}, index=index)
+    directions = {"cov": "higher", "rep": "lower"}
+    # Table order a, b, c (ranks 1, 2, 3). By cov (higher is better): b 0.9, c 0.5, a 0.1 -> ranks 2, 3, 1.
+    # By rep (lower is better): a, b, c -> the same order, not named.
+    (line,) = leaderboard.disagreements(mean, index, directions, {"cov": "cov g2 ↑", "rep": "rep g2 ↓"})
+    assert line.endswith("by cov g2 ↑: 2, 3, 1")
+    assert leaderboard.disagreements(mean, index, directions, {"rep": "rep g2 ↓"}) == []

@@ -55,3 +55,23 @@ def test_gaussian_nll_is_the_normal_density():
 def test_unimplemented_decoding_is_refused(model, decoding):
     with pytest.raises(ConfigError):
         model.check(protocol_with("smoke", decoding=decoding))
+
+
+def test_categorical_additive_smoothing_by_hand():
+    import math
+
+    import numpy as np
+
+    from collapse_bench.builtin.models.categorical import CategoricalModel
+    from collapse_bench.components import FitContext
+
+    data = np.array([[0, 0, 1]], dtype=np.int32)
+    ctx = FitContext(seed=0, generation=0, rng=np.random.default_rng(0), training={}, vocab_size=4)
+    smoothed = CategoricalModel(alpha=0.5)
+    smoothed.fit(data, ctx)
+    # counts (2, 1, 0, 0) + 0.5 each = (2.5, 1.5, 0.5, 0.5) over 3 + 4 * 0.5 = 5
+    expected = [-math.log(2.5 / 5), -math.log(1.5 / 5), -math.log(0.5 / 5)]
+    assert np.allclose(smoothed.nll(np.array([[0, 1, 3]])), [expected])
+    ml = CategoricalModel()
+    ml.fit(data, ctx)
+    assert ml.nll(np.array([[2]]))[0, 0] == math.inf  # alpha = 0: an unseen token is impossible
