@@ -64,8 +64,8 @@ def train_ours(seqs: list[np.ndarray], vocab: int, length: int, steps: int, comp
     model = fresh_model(vocab, length)
     cfg = Training(steps=steps, batch_size=BATCH, compile=compile_, schedule="constant")
     dev = torch_support.device("auto")
-    torch_support.train(model, seqs, Training(steps=3, batch_size=BATCH, compile=compile_), LR, rng(0), dev)
-    return steps * BATCH * len(seqs[0]) / timed(lambda: torch_support.train(model, seqs, cfg, LR, rng(1), dev))
+    torch_support.train(model, seqs, Training(batch_size=BATCH, compile=compile_), 3, LR, rng(0), dev)
+    return steps * BATCH * len(seqs[0]) / timed(lambda: torch_support.train(model, seqs, cfg, steps, LR, rng(1), dev))
 
 
 def train_trainer(seqs: list[np.ndarray], vocab: int, length: int, steps: int) -> float:

@@ -188,6 +188,9 @@ class FitContext:
     #: The real validation rows (the dataset's own validation split), for models that keep their
     #: best epoch by validation loss; ``None`` when the dataset has none.
     validation: np.ndarray | None = None
+    #: Rows of D_0, the real training split (``[data] train_size``): a budget counted in it is the
+    #: same at every generation under every mixer, however large the mixer's data is.
+    train_size: int | None = None
 
 
 @dataclass

@@ -99,7 +99,15 @@ def check_dependencies(component: Component) -> None:
 
 
 def _fit_ctx(real: RealData, rng: np.random.Generator) -> FitContext:
-    return FitContext(seed=0, generation=0, rng=rng, training={}, vocab_size=real.vocab_size, tokenizer=real.tokenizer)
+    return FitContext(
+        seed=0,
+        generation=0,
+        rng=rng,
+        training={},
+        train_size=len(real.train),
+        vocab_size=real.vocab_size,
+        tokenizer=real.tokenizer,
+    )
 
 
 def _sample_ctx(real: RealData, seed: int, prompts: np.ndarray) -> SampleContext:

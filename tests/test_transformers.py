@@ -393,3 +393,16 @@ def test_a_model_on_cuda_asks_the_executor_for_a_gpu():
 def test_a_diverging_loss_stops_training_instead_of_training_on_garbage(real):
     with pytest.raises(FloatingPointError, match="training loss became"):
         fit(GptModel(**MICRO), real, training={**FAST, "lr": 1e30, "grad_clip": 0.0})
+
+
+def test_an_epoch_is_train_size_rows_so_every_mixer_gets_the_same_budget(real):
+    """Under accumulate generation 2 trains on D_0 + S_0 + S_1 (3 x 256 rows), under replace on 256."""
+    n = len(real.train)  # 256 rows of 32 tokens (+ BOS) in smoke
+    grown = np.concatenate([real.train] * 3)
+    budget = {"epochs": 1, "batch_size": 64, "lr": 3e-3}
+    replace = fit(GptModel(**MICRO), real, training=budget, data=real.train, train_size=n)
+    accumulate = fit(GptModel(**MICRO), real, training=budget, data=grown, train_size=n)
+    steps = math.ceil(256 / 64)
+    assert replace.compute == accumulate.compute == {"optimizer_steps": steps, "tokens": steps * 64 * 33}
+    per_data = fit(GptModel(**MICRO), real, training=budget | {"epochs_over": "data"}, data=grown, train_size=n)
+    assert per_data.compute["optimizer_steps"] == math.ceil(3 * 256 / 64)

@@ -159,6 +159,7 @@ class Workspace:
             generation=g,
             rng=rng_for(seed, g, "fit", model.label),
             training=protocol.training,
+            train_size=len(self.real.train),
             vocab_size=self.real.vocab_size,
             tokenizer=self.real.tokenizer,
             previous=self._trained(step.parent).model(model) if step.parent else None,

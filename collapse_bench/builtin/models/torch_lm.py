@@ -8,6 +8,7 @@ first time a transformer model is trained or loaded.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -30,7 +31,9 @@ Device = Literal["auto", "cpu", "cuda"]
 class Training:
     """The training budget of the transformer models: the protocol's ``[training]`` table.
 
-    See docs/models.md for every key. ``steps``, when given, overrides ``epochs``; ``lr``
+    See docs/models.md for every key. ``steps``, when given, overrides ``epochs``; an epoch is
+    ``train_size`` rows (D_0's size, the same for every mixer and generation) unless
+    ``epochs_over = "data"`` makes it the generation's own training rows; ``lr``
     defaults to the model's own (``gpt`` 1e-3, ``hf`` 5e-5). ``precision = "auto"`` trains
     with bf16 autocast where the hardware runs bf16 fast (CUDA with bf16, CPUs with AMX or
     AVX512-BF16), else in fp32.
@@ -38,6 +41,7 @@ class Training:
 
     epochs: float = setting(1.0, check=lambda v: v > 0, allowed="above 0")
     steps: int | None = setting(None, check=lambda v: v >= 0, allowed="0 (no training) or more")
+    epochs_over: Literal["train_size", "data"] = "train_size"
     batch_size: int = setting(32, check=lambda v: v >= 1, allowed="1 or more")
     lr: float | None = setting(None, check=lambda v: v > 0, allowed="above 0")
     schedule: Literal["constant", "linear", "cosine"] = "cosine"
@@ -66,6 +70,20 @@ class Training:
         step the schedule per epoch or to keep the best epoch by validation loss."""
         return self.schedule_interval == "epoch" or self.select == "best-validation"
 
+    def steps_for(self, rows: int, train_size: int | None) -> int:
+        """Optimizer steps for a generation trained on ``rows`` rows, when D_0 has ``train_size``.
+
+        ``steps`` if given; else ``epochs`` passes over ``train_size`` rows (``epochs_over =
+        "train_size"``, or when ``train_size`` is unknown: over ``rows``), rounded to whole
+        batches, at least one step. Counting epochs in D_0's rows keeps the steps and tokens of
+        training the same under every mixer: one epoch over a mixer's data would give
+        ``accumulate``, whose data grows every generation, ever more training than ``replace``.
+        """
+        if self.steps is not None:
+            return self.steps
+        epoch = train_size if self.epochs_over == "train_size" and train_size else rows
+        return max(1, round(self.epochs * math.ceil(epoch / self.batch_size)))
+
     @classmethod
     def parse(cls, table: dict[str, Any]) -> Training:
         """The settings of a protocol's ``[training]`` table, validated."""
@@ -88,6 +106,8 @@ class TorchLM(Model):
         self.module: Any = None  # the transformers model, once fitted or loaded
         self.training = Training()
         self.device = device
+        #: What the last fit cost: optimizer steps and training tokens (empty until fitted).
+        self.compute: dict[str, int] = {}
 
     def resources(self) -> dict[str, float]:
         """One GPU per step when the model is told to train on CUDA; else one CPU."""
@@ -120,7 +140,11 @@ class TorchLM(Model):
                     'give the dataset a validation split (hf: validation_split=...) or select = "last"',
                 )
             validation = self._sequences(ctx.validation)
-        torch_support.train(self.module, self._sequences(data), self.training, lr, ctx.rng, self._device(), validation)
+        seqs = self._sequences(data)
+        steps = self.training.steps_for(len(seqs), ctx.train_size)
+        self.compute = torch_support.train(
+            self.module, seqs, self.training, steps, lr, ctx.rng, self._device(), validation
+        )
 
     def _initial(self, data: np.ndarray, ctx: FitContext) -> Any:
         """The network training starts from in this generation."""
@@ -139,9 +163,12 @@ class TorchLM(Model):
     def save(self, path: Path) -> None:
         self.module.save_pretrained(path / "model")
         (path / "training.json").write_text(json.dumps(asdict(self.training)))
+        (path / "compute.json").write_text(json.dumps(self.compute))
 
     def load(self, path: Path) -> None:
         from collapse_bench.builtin.models import torch_support
 
         self.module = torch_support.load_causal_lm(str(path / "model"))
         self.training = Training(**json.loads((path / "training.json").read_text()))
+        compute = path / "compute.json"  # absent in entries cached before it was kept
+        self.compute = json.loads(compute.read_text()) if compute.exists() else {}

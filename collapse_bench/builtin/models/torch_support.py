@@ -130,25 +130,26 @@ def train(
     model: Any,
     seqs: list[np.ndarray],
     cfg: Training,
+    steps: int,
     lr: float,
     rng: np.random.Generator,
     dev: torch.device,
     validation: list[np.ndarray] | None = None,
-) -> None:
-    """Fit ``model`` to ``seqs`` by AdamW on the next-token loss.
+) -> dict[str, int]:
+    """Fit ``model`` to ``seqs`` by AdamW on the next-token loss; return what it cost.
 
-    ``cfg.steps`` optimizer steps, else ``cfg.epochs`` passes over the data (rounded to whole
-    batches, at least one); batches are drawn without replacement within an epoch. With
-    ``cfg.by_epoch`` every epoch is exactly one pass (the last batch smaller), the schedule steps
-    once per epoch or per step, and with ``validation`` the weights of the epoch with the lowest
-    mean validation loss are kept (Lightning's ``ModelCheckpoint(monitor="val_loss")``).
+    ``steps`` optimizer steps (:meth:`Training.steps_for`: the same under every mixer by
+    default); batches are drawn without replacement within a pass over ``seqs``. With
+    ``cfg.by_epoch`` every epoch is instead exactly one pass over ``seqs`` (the last batch
+    smaller), the schedule steps once per epoch or per step, and with ``validation`` the weights
+    of the epoch with the lowest mean validation loss are kept (Lightning's
+    ``ModelCheckpoint(monitor="val_loss")``). The cost: ``optimizer_steps`` and ``tokens`` (the
+    tokens of every batch, padding not counted).
     """
     model.to(dev).train()
     if cfg.by_epoch:
         epochs = [_epoch(len(seqs), cfg.batch_size, rng) for _ in range(int(cfg.epochs))]
     else:
-        per_pass = math.ceil(len(seqs) / cfg.batch_size)
-        steps = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * per_pass))
         epochs = [list(_batches(len(seqs), cfg.batch_size, steps, rng))]
     per_epoch = cfg.schedule_interval == "epoch"
     total = len(epochs) if per_epoch else sum(map(len, epochs))
@@ -157,10 +158,11 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total, cfg, lr))
     forward = torch.compile(model) if cfg.compile else model
     best: tuple[float, dict[str, torch.Tensor]] | None = None
-    step = 0
+    step = tokens = 0
     for batches in epochs:
         for rows in batches:
             loss = _loss(forward, seqs, rows, cfg, dev)
+            tokens += sum(len(seqs[i]) for i in rows)
             if not torch.isfinite(loss):  # fails the cell (recorded, the others go on) instead of training on garbage
                 raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower lr")
             loss.backward()
@@ -181,6 +183,7 @@ def train(
     if best is not None:
         model.load_state_dict(best[1])
     model.eval()
+    return {"optimizer_steps": step, "tokens": tokens}
 
 
 @torch.inference_mode()
