@@ -5,6 +5,7 @@ Every error a user can cause ends in one line on stderr (cause and fix) and exit
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import time
@@ -422,6 +423,7 @@ def protocol_show(name: str, sets: tuple[str, ...]) -> None:
 def show(rundir: Path, samples: bool, generation: int | None) -> None:
     """Summarize a run: headline metrics by generation, timings, and optionally its samples."""
     from collapse_bench import report
+    from collapse_bench.protocol import label_of
     from collapse_bench.results import damage, damaged
     from collapse_bench.store import RunDir
 
@@ -433,7 +435,10 @@ def show(rundir: Path, samples: bool, generation: int | None) -> None:
         raise damaged(run_, problem)
     m = run_.manifest()
     status = m.get("status", "unknown") + (f" ({m['error']})" if m.get("error") else "")
-    click.echo(f"{m['run_id']}: {m['protocol']['name']}@{m['protocol']['version']}, status {status}")
+    proto = m["protocol"]
+    label = label_of(proto["name"], proto["version"], proto.get("overrides", {}))
+    click.echo(f"{m['run_id']}: {label}, status {status}")
+    click.echo(f"dataset {proto['dataset']}, {proto['generations']} generations, {len(m['seeds'])} seed(s)\n")
     click.echo(report.summary(run_))
     click.echo("\nseconds by activity\n" + report.timings(run_).round(2).to_string())
     if samples:
@@ -458,7 +463,8 @@ def leaderboard(paths: tuple[Path, ...], out: Path | None, strict: bool) -> None
         with _writing_out(out):
             out.parent.mkdir(parents=True, exist_ok=True)
             for b in boards:
-                png = out.with_name(f"{out.stem}-{b.protocol.replace('@', '-')}-{b.fingerprint}.png")
+                name = re.sub(r"[^A-Za-z0-9.+_]+", "-", b.protocol.split(" (")[0])  # quick@1.0 -> quick-1.0
+                png = out.with_name(f"{out.stem}-{name}-{b.fingerprint}.png")
                 plots[b.fingerprint] = plot_board(b, png).name
             out.write_text(lb.to_markdown(boards, plots), encoding="utf-8")
         click.echo(f"wrote {out} ({len(boards)} table(s), {len(plots)} plot(s))")

@@ -15,6 +15,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from collapse_bench import views
+from collapse_bench.protocol import label_of, variant_of
 from collapse_bench.results import find_runs, results_of
 
 ARROW = {"higher": "↑", "lower": "↓"}
@@ -155,10 +156,11 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
     notes += disagreements(mean, order, directions, {c: names[c] for c in shown})
     curve_rows = done[done.metric.isin([metric, *shown])]
     curves = curve_rows.groupby(["metric", "model", "mixer", "generation"])["value"].agg(["mean", "std"]).reset_index()
+    versions = "+".join(sorted(df.protocol_version.unique()))
     return Board(
-        protocol=f"{proto['name']}@{'+'.join(sorted(df.protocol_version.unique()))}",
+        protocol=label_of(proto["name"], versions, proto.get("overrides", {})),
         fingerprint=manifest["fingerprint"],
-        description=proto.get("description", ""),
+        description=_description(proto, versions),
         metric=metric,
         by=key,
         last_generation=last,
@@ -170,6 +172,15 @@ def _board(df: pd.DataFrame, manifest: dict) -> Board:
         directions=directions,
         notes=notes,
     )
+
+
+def _description(proto: dict, versions: str) -> str:
+    """The protocol's description; for a variant, first what ran (the base description would say otherwise)."""
+    text = proto.get("description", "")
+    if not variant_of(proto.get("overrides", {})):
+        return text
+    ran = f"dataset {proto['dataset']}, {proto['generations']} generations of {proto['samples']} samples"
+    return f"A variant of {proto['name']}@{versions}: {ran}. The base protocol: {text}"
 
 
 def build(paths: list[Path | str], strict: bool = False) -> list[Board]:

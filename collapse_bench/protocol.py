@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -112,12 +112,12 @@ class Protocol:
     @property
     def variant(self) -> list[str]:
         """The result-shaping fields command-line overrides changed: a variant has its own fingerprint."""
-        return [key for key in self.overrides if key.split(".")[0] in RESULT_SHAPING]
+        return list(variant_of(self.overrides))
 
     @property
     def label(self) -> str:
-        """``name@version``, naming the changed fields when this is a variant: ``quick@1.0 (variant: samples)``."""
-        return f"{self.name}@{self.version}" + (f" (variant: {', '.join(self.variant)})" if self.variant else "")
+        """``name@version``, with the changed fields when this is a variant: ``quick@1.0 (variant: samples=64)``."""
+        return label_of(self.name, self.version, self.overrides)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as stored in a run's manifest (decoding: only the settings that differ from the defaults)."""
@@ -148,6 +148,31 @@ class Protocol:
             {k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Spec) else v for k, v in changes.items()}
         )
         return dataclasses.replace(self, overrides=recorded, **changes)
+
+
+def variant_of(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The result-shaping ones among recorded overrides (``--dataset``, ``--generations``, ``--set``; not seeds)."""
+    return {key: value for key, value in overrides.items() if key.split(".")[0] in RESULT_SHAPING}
+
+
+def label_of(name: str, version: str, overrides: Mapping[str, Any]) -> str:
+    """``name@version``, followed for a variant by every overridden field and its value.
+
+    ``quick@1.0 (variant: dataset=text-files:path=corpus.txt, generations=3)``: what ran, for
+    headings, plot titles and ``show``; the manifest and ``load_results`` keep the same overrides.
+    """
+    changed_fields = variant_of(overrides)
+    if not changed_fields:
+        return f"{name}@{version}"
+    text = ", ".join(f"{key}={_plain(value)}" for key, value in changed_fields.items())
+    return f"{name}@{version} (variant: {text})"
+
+
+def _plain(value: Any) -> str:
+    """An override's value as written on the command line (a list as ``[a, b]``)."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(map(_plain, value)) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def parse_protocol(table: dict[str, Any], source: str, sets: Sequence[str] = ()) -> Protocol:

@@ -135,3 +135,21 @@ def test_help_lists_commands():
     assert res.exit_code == 0
     for command in ("run", "list", "show", "leaderboard"):
         assert command in res.output
+
+
+def test_a_variant_is_labelled_with_what_ran_in_show_leaderboard_plot_and_manifest(tmp_path):
+    import json
+
+    args = ["run", "-p", "smoke", "--generations", "2", "--set", "data.test_size=32", "--mixer", "replace"]
+    res = cb(*args, "--model", "categorical:alpha=1", "--run-id", "v", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    label = "smoke@1.0 (variant: data.test_size=32, generations=2)"
+    assert json.loads((tmp_path / "runs" / "v" / "manifest.json").read_text())["label"] == label
+    show = cb("show", "runs/v", cwd=tmp_path)
+    assert show.stdout.startswith(f"v: {label}, status complete\ndataset shakespeare:genres=roman, 2 generations, ")
+    assert cb("leaderboard", "runs", "--out", "boards/b.md", cwd=tmp_path).returncode == 0
+    text = (tmp_path / "boards" / "b.md").read_text()
+    assert f"## {label}\n" in text
+    assert "A variant of smoke@1.0: dataset shakespeare:genres=roman, 2 generations of 256 samples." in text
+    (png,) = (tmp_path / "boards").glob("*.png")
+    assert png.name.startswith("b-smoke-1.0-")

@@ -147,7 +147,7 @@ def test_set_makes_a_validated_variant_with_its_own_fingerprint(registry):
     assert variant.data.test_size == 32 and variant.decoding.temperature == 1.0
     assert variant.fingerprint != base.fingerprint
     assert variant.overrides == {"data.test_size": 32, "decoding.temperature": 1, "decoding.strategy": "sample"}
-    assert variant.label == "smoke@1.0 (variant: data.test_size, decoding.temperature, decoding.strategy)"
+    assert variant.label == "smoke@1.0 (variant: data.test_size=32, decoding.temperature=1, decoding.strategy=sample)"
     same = protocol_with("smoke", data={"train_size": 256, "test_size": 32, "block_tokens": 32, "vocab_size": 512})
     assert same.fingerprint == registry.protocol("smoke", ["data.test_size=32"]).fingerprint
     assert registry.protocol("smoke", ["seeds=3"]).fingerprint == base.fingerprint  # seeds never change it
@@ -188,7 +188,7 @@ def test_protocol_show_prints_the_resolved_variant_and_its_fingerprint(tmp_path,
     assert res.returncode == 0, res.stderr
     head, _, body = res.stdout.partition("\n")
     expected = registry.protocol("smoke", ["samples=128"])
-    assert head.startswith("smoke@1.0 (variant: samples)") and expected.fingerprint in head
+    assert head.startswith("smoke@1.0 (variant: samples=128)") and expected.fingerprint in head
     assert json.loads(body)["samples"] == 128
 
 

@@ -35,6 +35,7 @@ def manifest(plan: Plan, config: RunConfig, real: RealData, run_id: str, argv: S
         "started": _now(),
         "command": list(argv),
         "config": config.to_dict(),
+        "label": plan.protocol.label,  # what ran: name@version and every result-shaping override
         "protocol": plan.protocol.to_dict(),
         "fingerprint": plan.protocol.fingerprint,
         "models": [m.label for m in plan.models],
