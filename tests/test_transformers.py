@@ -406,3 +406,25 @@ def test_an_epoch_is_train_size_rows_so_every_mixer_gets_the_same_budget(real):
     assert replace.compute == accumulate.compute == {"optimizer_steps": steps, "tokens": steps * 64 * 33}
     per_data = fit(GptModel(**MICRO), real, training=budget | {"epochs_over": "data"}, data=grown, train_size=n)
     assert per_data.compute["optimizer_steps"] == math.ceil(3 * 256 / 64)
+
+
+def test_training_sets_the_loss_type_so_transformers_does_not_warn(tmp_path):
+    # transformers warns once per process, so a fresh one: a gpt whose class name names no loss, trained two steps.
+    script = tmp_path / "fit.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from collapse_bench.builtin.datasets import Shakespeare\n"
+        "from collapse_bench.builtin.models.gpt import GptModel\n"
+        "from collapse_bench.components import FitContext\n"
+        "from collapse_bench.data import prepare\n"
+        "from collapse_bench.plugins import get_registry\n"
+        "real = prepare(Shakespeare(genres='roman'), get_registry().protocol('smoke'))\n"
+        "m = GptModel(layers=1, width=32, heads=2)\n"
+        "ctx = FitContext(0, 0, np.random.default_rng(0), {'steps': 2}, real.vocab_size, real.tokenizer)\n"
+        "m.fit(real.train[:64], ctx)\n"
+        "print(type(m.module).__name__, m.compute['optimizer_steps'])\n"
+    )
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert res.stdout.split() == ["GPT2LMHeadModel", "2"], res.stderr
+    assert "loss_type" not in res.stderr

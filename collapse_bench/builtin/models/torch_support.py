@@ -147,6 +147,9 @@ def train(
     tokens of every batch, padding not counted).
     """
     model.to(dev).train()
+    # The loss this loop trains on; transformers warns on every run when the class name
+    # (GPT2LMHeadModel) does not name it and no loss_type is set.
+    model.loss_type = "ForCausalLM"
     if cfg.by_epoch:
         epochs = [_epoch(len(seqs), cfg.batch_size, rng) for _ in range(int(cfg.epochs))]
     else:
