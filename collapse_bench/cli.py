@@ -6,6 +6,7 @@ Every error a user can cause ends in one line on stderr (cause and fix) and exit
 from __future__ import annotations
 
 import re
+import shlex
 import signal
 import sys
 import time
@@ -18,6 +19,7 @@ import click
 
 from collapse_bench.errors import ComponentError, UserError
 from collapse_bench.hookspecs import KINDS
+from collapse_bench.progress import PipedProgress
 
 
 def _fail(exc: UserError) -> None:
@@ -193,7 +195,7 @@ def _run(
     from collapse_bench.plan import RunConfig
     from collapse_bench.store import RunDir
 
-    console = Console(stderr=True, quiet=quiet)
+    console = Console(stderr=True, quiet=quiet, soft_wrap=True)  # a long line stays whole in a pipe or log
     notes = Console(stderr=True, soft_wrap=True)  # warnings and what was reused show even with --quiet
     started = time.perf_counter()
     options = ExecutorOptions(executor or ("processes" if jobs > 1 else "local"), jobs, ray_address, gpus_per_task)
@@ -234,6 +236,7 @@ def _run(
     if not quiet:
         click.echo(report.summary(rundir))
         click.echo(f"\nrun directory: {rundir.path}  ({time.perf_counter() - started:.1f} s)")
+        click.echo(f"next: collapse-bench show {shlex.quote(str(rundir.path))} --samples")
     failures = list(rundir.failures())  # this attempt's and those an earlier attempt's merge kept
     if failures:
         lines = [
@@ -248,7 +251,7 @@ def _run(
 
 
 class _Progress:
-    """The run's progress on the terminal: a bar counting finished steps (across workers), else one line each."""
+    """The run's progress: a bar counting finished steps (across workers) on a terminal, else sparse lines."""
 
     def __init__(self, console, notes) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -259,6 +262,7 @@ class _Progress:
             console=console, disable=not console.is_terminal,
         )  # fmt: skip
         self.task = None
+        self.piped: PipedProgress | None = None  # sparse lines for a pipe or log, made when the run starts
         self.status = None  # the spinner while the data is loaded and split
 
     def preparing(self, plan, step: str) -> None:
@@ -278,13 +282,16 @@ class _Progress:
             + (" (resumed)" if resumed else "")
         )
         self.task = self.bar.add_task("training", total=steps)
+        self.piped = PipedProgress(
+            steps, plan.protocol.generations, lambda line: self.console.print(line, highlight=False)
+        )
         self.bar.start()
 
     def step(self, text: str, failed: bool = False) -> None:
         if self.console.is_terminal:
             self.bar.update(self.task, advance=0 if failed else 1, description=text)
         else:
-            self.console.print(text, highlight=False)
+            self.piped.step(text)
 
     def stop(self) -> None:
         self._stop_status()

@@ -153,3 +153,41 @@ def test_a_variant_is_labelled_with_what_ran_in_show_leaderboard_plot_and_manife
     assert "A variant of smoke@1.0: dataset shakespeare:genres=roman, 2 generations of 256 samples." in text
     (png,) = (tmp_path / "boards").glob("*.png")
     assert png.name.startswith("b-smoke-1.0-")
+
+
+def test_piped_progress_is_a_line_per_finished_cell_plus_one_every_few_seconds(tmp_path):
+    import time
+
+    from collapse_bench.progress import INTERVAL
+
+    started = time.monotonic()
+    res = cb("run", "-p", "smoke", "--mixer", "replace", "--mixer", "accumulate", "--seeds", "2", cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    assert res.returncode == 0, res.stderr
+    progress = [line for line in res.stderr.splitlines() if line.startswith("[")]
+    finished = [line for line in progress if line.endswith("(cell finished)")]
+    assert len(finished) == 4  # 2 mixers x 2 seeds, each reported when its generation 2 is scored
+    assert finished[-1].startswith("[12/12] ")  # 2 mixers x 2 seeds x 3 generations
+    assert len(progress) - len(finished) <= elapsed / INTERVAL
+    head = res.stderr.splitlines()[0]  # whole, though longer than the 80 columns rich assumes in a pipe
+    assert head.startswith("smoke@1.0 on shakespeare") and " -> runs/" in head and len(head) > 80
+    run_dir = head.split(" -> ")[1]
+    assert res.stdout.rstrip().endswith(f"next: collapse-bench show {run_dir} --samples")
+
+
+def test_piped_progress_lines_by_the_clock():
+    from collapse_bench.progress import PipedProgress
+
+    lines, now = [], [0.0]
+    p = PipedProgress(6, 3, lines.append, interval=5.0, clock=lambda: now[0])
+    for t, text in [(1, "m | r | seed 0 | generation 0"), (6, "m | r | seed 0 | generation 1"),
+                    (7, "m | r | seed 0 | generation 2"), (8, "m | a | seed 0 | generation 1"),
+                    (9, "FAILED m | a | seed 0 | generation 2: boom")]:  # fmt: skip
+        now[0] = t
+        p.step(text)
+    # t=1: 1 s since the start, quiet; t=6: 6 s, a line; t=7: a cell finished; t=8: 1 s since, quiet; failure: always
+    assert lines == [
+        "[2/6] m | r | seed 0 | generation 1",
+        "[3/6] m | r | seed 0 | generation 2 (cell finished)",
+        "[4/6] FAILED m | a | seed 0 | generation 2: boom",
+    ]
