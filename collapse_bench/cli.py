@@ -1,6 +1,6 @@
 """The ``collapse-bench`` command line: run, list, show, leaderboard.
 
-Every error a user can cause ends in one line on stderr (cause and fix) and exit code 2.
+Every error a user can cause ends in two lines on stderr (``error:`` cause, ``fix:``) and exit code 2.
 """
 
 from __future__ import annotations
@@ -491,7 +491,7 @@ def _writing_out(out: Path) -> Iterator[None]:
 
 
 def main() -> None:
-    """Console-script entry point: click's own usage errors get the same one-line form as ours."""
+    """Console-script entry point: click's own usage errors get the same error/fix form as ours."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort as exc:

@@ -1,7 +1,7 @@
 """Errors a user can cause, each carrying the cause and the fix.
 
-The CLI turns a :class:`UserError` into one line on stderr and exit code 2; anything else is a
-bug and keeps its traceback.
+The CLI turns a :class:`UserError` into an ``error:`` line and a ``fix:`` line on stderr and exit
+code 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
