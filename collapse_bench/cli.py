@@ -447,7 +447,7 @@ def show(rundir: Path, samples: bool, generation: int | None) -> None:
     click.echo(f"{m['run_id']}: {label}, status {status}")
     click.echo(f"dataset {proto['dataset']}, {proto['generations']} generations, {len(m['seeds'])} seed(s)\n")
     click.echo(report.summary(run_))
-    click.echo("\nseconds by activity\n" + report.timings(run_).round(2).to_string())
+    click.echo("\nseconds by activity; " + report.threads(run_) + "\n" + report.timings(run_).round(2).to_string())
     if samples:
         click.echo("\n" + report.samples(run_, generation))
 

@@ -1,10 +1,11 @@
-"""Provenance for a run's manifest: package versions, source commit, hardware."""
+"""Provenance for a run's manifest and records: package versions, source commit, hardware, threads."""
 
 from __future__ import annotations
 
 import os
 import platform
 import subprocess
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -56,3 +57,15 @@ def hardware() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "memory_bytes": memory,
     }
+
+
+def threads() -> int:
+    """Intra-op threads of this process now: torch's count once torch is loaded, else ``OMP_NUM_THREADS`` or the CPUs.
+
+    Recorded with every step, since a step's seconds mean little without it on a shared machine.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.get_num_threads())
+    variable = os.environ.get("OMP_NUM_THREADS", "")
+    return int(variable) if variable.isdigit() and int(variable) > 0 else os.cpu_count() or 1

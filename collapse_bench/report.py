@@ -54,6 +54,14 @@ def samples(run: RunDir, generation: int | None = None, limit: int = 3) -> str:
     return "\n\n".join(out) if out else "no samples for that generation"
 
 
+def threads(run: RunDir) -> str:
+    """How many threads the run's computed steps used, for reading :func:`timings`."""
+    counts = sorted({rec["threads"] for rec in run.records() if rec.get("threads")})
+    if not counts:
+        return "threads: not recorded (steps read from the cache, or a run from before threads were kept)"
+    return f"threads per process: {' or '.join(map(str, counts))}"
+
+
 def timings(run: RunDir) -> pd.Series:
     """Total seconds spent per activity (fit, sample, each metric) over the run."""
     totals: dict[str, float] = {}

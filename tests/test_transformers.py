@@ -428,3 +428,13 @@ def test_training_sets_the_loss_type_so_transformers_does_not_warn(tmp_path):
     res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert res.stdout.split() == ["GPT2LMHeadModel", "2"], res.stderr
     assert "loss_type" not in res.stderr
+
+
+def test_torch_uses_one_thread_unless_the_user_chose():
+    import os
+
+    code = "from collapse_bench.builtin.models import torch_support; print(torch_support.torch.get_num_threads())"
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    for env, expected in ((clean, "1"), (clean | {"OMP_NUM_THREADS": "2"}, "2")):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        assert res.stdout.strip() == expected, res.stderr

@@ -238,7 +238,7 @@ class _Recorder:
 
     def _record(self, cell: Cell, key: dict[str, Any], step: StepSpec, outcome: StepResult) -> None:
         record = {**key, "scores": outcome.scores, "timings": outcome.timings, "train_rows": outcome.train_rows}
-        record.update(shared=step.generation == 0, cached=outcome.cached, step=step.key)
+        record.update(threads=outcome.threads, shared=step.generation == 0, cached=outcome.cached, step=step.key)
         kept = self.run_dir.kept.get(tuple(key.values()))
         if kept is not None and kept.get("step") == step.key and not outcome.cached:
             # The cache no longer had this step, so it was recomputed to go on; the record of the

@@ -24,6 +24,7 @@ from collapse_bench.engine.graph import StepSpec
 from collapse_bench.errors import ComponentError, DiskFullError
 from collapse_bench.keys import metric_key
 from collapse_bench.plan import ChosenComponent, Plan, blame
+from collapse_bench.provenance import threads
 
 #: Decoded synthetic rows kept per (cell, generation) in ``samples.jsonl``.
 SAMPLE_EXCERPT = 8
@@ -51,6 +52,8 @@ class StepResult:
     train_rows: int = 0
     #: Whether the trained generation was read back from the cache rather than computed.
     cached: bool = False
+    #: Intra-op threads of the process that trained and sampled it (``None`` when read from the cache).
+    threads: int | None = None
     excerpt: list[str] = field(default_factory=list)
     error: str | None = None
     traceback: str | None = None
@@ -183,6 +186,7 @@ class Workspace:
         samples = validators.samples(rows, protocol.samples, self.real, model.who)
         result.timings["sample"] = time.perf_counter() - t0
         result.train_rows = len(data)
+        result.threads = threads()
         with blame(model.who, "save() into the cache"):
             self.cache.store_step(step.key, step.inputs, m.save, samples, len(data), result.timings)
         self._memory[step.key] = _Trained(step.key, samples, self.cache, model=m)

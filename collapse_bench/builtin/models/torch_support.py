@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,27 @@ def autocast(precision: str, dev: torch.device) -> contextlib.AbstractContextMan
     if precision == "bf16" or (precision == "auto" and bf16_fast(dev)):
         return torch.autocast(dev.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+#: Environment variables by which a user (or a worker's set-up) chooses how many threads to use.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def default_threads() -> None:
+    """One intra-op thread for torch in this process, unless the user chose a count.
+
+    The transformer models' operations (a batch of one token per decoding step, small networks
+    in training) are too small to share among threads: they spend their time waiting for each
+    other, and when other processes keep the cores busy the waiting collapses
+    (``benchmarks/threads.py`` measures both counts, idle and busy; its results file has the
+    figures). Setting ``OMP_NUM_THREADS`` (or ``MKL_NUM_THREADS``), as the engine does for each
+    worker process, leaves the count to that setting. Runs record the count with every step.
+    """
+    if not any(os.environ.get(v) for v in THREAD_VARIABLES):
+        torch.set_num_threads(1)
+
+
+default_threads()
 
 
 def seed(rng: np.random.Generator) -> None:
