@@ -148,7 +148,7 @@ def test_a_variant_is_labelled_with_what_ran_in_show_leaderboard_plot_and_manife
     show = cb("show", "runs/v", cwd=tmp_path)
     assert show.stdout.startswith(f"v: {label}, status complete\ndataset shakespeare:genres=roman, 2 generations, ")
     threads = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count())  # no torch in this run: OpenMP's count
-    assert f"seconds by activity; threads per process: {threads} (" in show.stdout
+    assert f"seconds by activity; threads per process: {threads}\n" in show.stdout
     assert cb("leaderboard", "runs", "--out", "boards/b.md", cwd=tmp_path).returncode == 0
     text = (tmp_path / "boards" / "b.md").read_text()
     assert f"## {label}\n" in text
