@@ -21,6 +21,8 @@ from collapse_bench import stats
 from collapse_bench.stats import Estimate
 
 CELL = ["model", "mixer", "seed"]
+#: Quantile outputs of the protocol's ``distribution`` metric whose curves are kept, lowest first.
+QUANTILES = ("p05", "p50", "p95")
 
 
 @dataclass
@@ -41,7 +43,7 @@ class EntryStanding:
     mixer: str
     seeds: list[int]
     ranking: Estimate
-    band: tuple[int, int] = (0, 0)
+    band: tuple[int, int] = (0, 0)  # best and worst rank; (0, 0): unranked (no finite ranking value)
     difference: Estimate | None = None  # ranking value minus the reference mixer's, paired by seed
     per_seed: dict[int, float] = field(default_factory=dict)  # the ranking value of each seed
     values: dict[str, ValueSummary] = field(default_factory=dict)
@@ -108,11 +110,17 @@ def standing(
     reached = df[df.generation == last][CELL].drop_duplicates()
     done = df.merge(reached, on=CELL)
     shown = [c for c in columns if c != metric and c in set(done.metric)]
+    dist = spec.get("distribution")
+    quantiles = [f"{dist}.{q}" for q in QUANTILES] if dist else []
     wide = done.pivot_table(index=CELL, columns=["metric", "generation"], values="value", aggfunc="first")
     entries = []
     for (model, mixer), group in wide.groupby(level=["model", "mixer"], sort=True):
         seeds = [int(s) for s in group.index.get_level_values("seed")]
         entry = EntryStanding(model, mixer, seeds, Estimate(math.nan, None, None, 0, "single"))
+        for value in quantiles:
+            if value in group.columns.get_level_values(0):
+                curves = group[value].reindex(columns=range(last + 1)).to_numpy(dtype=float)
+                entry.curves[value] = [stats.interval(curves[:, g]) for g in range(last + 1)]
         for value in [metric, *shown]:
             if value not in group.columns.get_level_values(0):
                 continue
@@ -136,7 +144,8 @@ def standing(
                 entry.per_seed = dict(zip(seeds, map(float, per_seed), strict=True))
         entries.append(entry)
     up = directions.get(metric) == "higher"
-    for e, band in zip(entries, stats.rank_bands([e.ranking for e in entries], up), strict=True):
+    ranked = [e for e in entries if math.isfinite(e.ranking.mean)]  # the others stay unranked, band (0, 0)
+    for e, band in zip(ranked, stats.rank_bands([e.ranking for e in ranked], up), strict=True):
         e.band = band
     refs = {e.model: e for e in entries if e.mixer == reference}
     for e in entries:
@@ -144,7 +153,7 @@ def standing(
         if ref is not None and ref is not e:
             e.difference = stats.paired_difference(e.per_seed, ref.per_seed)
     key = (lambda e: -e.ranking.mean) if up else (lambda e: e.ranking.mean)
-    entries.sort(key=lambda e: (e.band, math.inf if not math.isfinite(e.ranking.mean) else key(e), e.name))
+    entries.sort(key=lambda e: (e.band == (0, 0), e.band, key(e) if e.band != (0, 0) else 0, e.name))
     return Standing(
         protocol=protocol,
         fingerprint=fingerprint,

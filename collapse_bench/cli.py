@@ -1,4 +1,4 @@
-"""The ``collapse-bench`` command line: run, list, show, leaderboard.
+"""The ``collapse-bench`` command line: run, list, show, leaderboard, export, publish.
 
 Every error a user can cause ends in two lines on stderr (``error:`` cause, ``fix:``) and exit code 2.
 """
@@ -488,6 +488,61 @@ def _writing_out(out: Path) -> Iterator[None]:
         raise UserError(
             f"cannot write {str(out)!r}: {exc.strerror} ({exc.filename})", "choose a writable --out path"
         ) from None
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Bundle file.")
+def export(runs: tuple[Path, ...], out: Path) -> None:
+    """Export the results of RUNS (run directories or folders of them) as one result bundle (JSON).
+
+    The bundle holds every value of every seed and generation, a few samples, the protocol and
+    plugin versions and hashes of the run files; nothing private. docs/results.md has its schema.
+    """
+    from collapse_bench import bundle as bundles
+    from collapse_bench.store import write_atomic
+
+    made = bundles.export(list(runs), warn=lambda msg: click.echo(f"collapse-bench: warning: {msg}", err=True))
+    _writable(out.parent, "output folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, bundles.dumps(made))
+    cells = {(r.model, r.mixer, r.seed) for r in made.records}
+    click.echo(
+        f"wrote {out}: {made.protocol.name}@{made.protocol.version} ({made.protocol.fingerprint}), "
+        f"{len(made.entries)} entries, {len(cells)} cells, {len(made.runs)} run(s)"
+    )
+
+
+@cli.command()
+@click.argument("bundles", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--to",
+    "root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("leaderboards"),
+    show_default=True,
+    help="The leaderboard folder.",
+)
+@click.option(
+    "--check",
+    "check_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Only check that the generated files of this leaderboard folder match its bundles (exit 1 if not).",
+)
+def publish(bundles: tuple[Path, ...], root: Path, check_root: Path | None) -> None:
+    """Validate BUNDLES, store them in the leaderboard folder and regenerate its pages, figures and site."""
+    from collapse_bench import publish as pub
+
+    if check_root is not None:
+        stale = pub.check(check_root)
+        if stale:
+            click.echo(f"out of date in {check_root}: {', '.join(stale)}", err=True)
+            click.echo(f"  fix: run `collapse-bench publish --to {check_root}` and commit the result", err=True)
+            sys.exit(1)
+        click.echo(f"{check_root} is up to date with its bundles")
+        return
+    written = pub.publish(list(bundles), root, note=lambda msg: click.echo(msg, err=True))
+    click.echo(f"{root}: {len(written)} file(s) written" + "".join(f"\n  {w}" for w in written))
 
 
 def main() -> None:

@@ -57,17 +57,26 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class LeaderboardSettings:
-    """What the views show: the ranking value, drift (last/first) or last value, and the columns.
+    """What the views show and how leaderboards rank and summarize: a protocol's ``[leaderboard]`` table.
 
     ``metric`` and each of ``columns`` name a value (``tail.type_coverage``) or a metric, which
     stands for its headline values (see :mod:`collapse_bench.views`). An empty ``metric`` is the
     first headline value of the run's first metric; empty ``columns`` are every metric's
-    headline values.
+    headline values. ``metric`` ranks, by drift (last/first) or last value; ``reference`` is the
+    mixer every entry's paired difference is taken against; ``min_seeds`` is what an entry needs
+    to be published; ``thresholds`` map a value to the ratio to generation 0 that counts as
+    collapsed (2.0: doubled, for a value where lower is better; 0.5: halved, where higher is
+    better); ``distribution`` names a metric whose recorded quantiles (``.p05``, ``.p50``,
+    ``.p95``) are drawn by generation on published pages.
     """
 
     metric: str = ""
     by: Literal["drift", "last"] = "drift"
     columns: tuple[str, ...] = ()
+    reference: str = "replace"
+    min_seeds: int = _positive(3)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    distribution: str = ""
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,9 @@ def rank_bands(estimates: Sequence[Estimate], higher_is_better: bool) -> list[tu
 
 
 def band_label(band: tuple[int, int]) -> str:
-    """``"1"`` or ``"1-2"``."""
+    """``"1"`` or ``"1-2"``; ``"—"`` for an unranked entry (band ``(0, 0)``)."""
+    if band == (0, 0):
+        return "—"
     return str(band[0]) if band[0] == band[1] else f"{band[0]}-{band[1]}"
 
 

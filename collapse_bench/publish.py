@@ -1,0 +1,441 @@
+"""Publishing: validated bundles in ``results/``, and everything else of a leaderboard folder made from them.
+
+A leaderboard folder holds ``results/`` (the bundles, the only input) and what :func:`render`
+makes from them: ``README.md`` (an index of protocols and their leaders), one page per protocol
+``<protocol>.md``, and the static site ``site/`` (``index.html``, its script and style, and the
+figures the pages share). :func:`publish` validates new bundles before anything is written;
+:func:`check` says which generated file is out of date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from collapse_bench import stats
+from collapse_bench.boards import Standing, standing
+from collapse_bench.bundle import Bundle, dumps, load
+from collapse_bench.errors import UserError
+from collapse_bench.results import COLUMNS
+from collapse_bench.store import write_atomic
+
+RESULTS = "results"
+FIGURES = "site/figures"
+#: Headline values shown beside the ranking value in a protocol's first table (8 columns in all).
+HEADLINE_VALUES = 2
+
+
+@dataclass
+class Published:
+    """The bundles of one protocol and the standing made from them."""
+
+    name: str
+    bundles: list[tuple[str, Bundle]]  # (file name under results/, bundle)
+    standing: Standing
+
+
+# ---------------------------------------------------------------- validation
+
+
+def leaderboard_folder(root: Path) -> None:
+    """Refuse a folder that is not a leaderboard folder (one with ``results/``, or a new or empty one)."""
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{str(root)!r} is a file", "give a leaderboard folder, e.g. leaderboards/")
+    if root.is_dir() and any(root.iterdir()) and not (root / RESULTS).is_dir():
+        raise UserError(
+            f"{str(root)!r} is not a leaderboard folder (it has no {RESULTS}/ folder and is not empty)",
+            "publish into a leaderboard folder such as leaderboards/, or into a new folder",
+        )
+
+
+def validate(bundle: Bundle, source: str) -> None:
+    """Refuse a bundle of an unknown protocol, a changed fingerprint, incomplete cells or too few seeds."""
+    from collapse_bench.plugins import get_registry
+
+    name, version, fingerprint = bundle.protocol.name, bundle.protocol.version, bundle.protocol.fingerprint
+    try:
+        known = get_registry().protocol(name)
+    except UserError:
+        raise UserError(
+            f"{source}: protocol {name!r} is not known to this collapse-bench",
+            "publish results of a registered protocol (`collapse-bench list protocol`), or install its plugin",
+        ) from None
+    if fingerprint != known.fingerprint:
+        what = f"version {version}" if version != known.version else "a variant (changed result-shaping settings)"
+        raise UserError(
+            f"{source}: protocol fingerprint {fingerprint} does not match {known.label}'s {known.fingerprint}: "
+            f"the results are of {what}",
+            f"rerun with the unchanged protocol {name!r} of this collapse-bench, then export again",
+        )
+    generations = set(range(known.generations))
+    have: dict[tuple[str, str, int], set[int]] = {}
+    for r in bundle.records:
+        have.setdefault((r.model, r.mixer, r.seed), set()).add(r.generation)
+    for (model, mixer, seed), gens in sorted(have.items()):
+        if gens != generations:
+            missing = sorted(generations - gens)
+            raise UserError(
+                f"{source}: {model} / {mixer} seed {seed} is incomplete: generations {missing} are missing",
+                "finish the run (`collapse-bench run --retry-failed RUN_DIR`) and export it again",
+            )
+    seeds: dict[tuple[str, str], int] = {}
+    for model, mixer, _ in have:
+        seeds[(model, mixer)] = seeds.get((model, mixer), 0) + 1
+    need = known.leaderboard.min_seeds
+    for (model, mixer), n in sorted(seeds.items()):
+        if n < need:
+            raise UserError(
+                f"{source}: {model} / {mixer} has {n} seed(s); protocol {name!r} needs at least {need}",
+                f"run --seeds {need} (or more) and export again",
+            )
+
+
+def contradiction(bundle: Bundle, published: Sequence[tuple[str, Bundle]], source: str) -> None:
+    """Refuse a bundle whose value for a cell and generation differs from one already published."""
+    for file, other in published:
+        if other.protocol.fingerprint != bundle.protocol.fingerprint:
+            continue
+        theirs = {(r.model, r.mixer, r.seed, r.generation): r.scores for r in other.records}
+        for r in bundle.records:
+            old = theirs.get((r.model, r.mixer, r.seed, r.generation))
+            if old is None:
+                continue
+            for value, x in r.scores.items():
+                y = old.get(value)
+                if y is not None and not (x == y or math.isclose(x, y, rel_tol=1e-9)):
+                    raise UserError(
+                        f"{source}: {r.model} / {r.mixer} seed {r.seed} generation {r.generation} has "
+                        f"{value} = {x:.6g}, but {RESULTS}/{file} published {y:.6g}",
+                        "the same entry and seed must reproduce; find out why they differ before publishing",
+                    )
+
+
+# ---------------------------------------------------------------- reading
+
+
+def published_bundles(root: Path) -> list[tuple[str, Bundle]]:
+    """Every bundle under ``root/results/``, by file name."""
+    folder = root / RESULTS
+    return [(p.name, load(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def tidy(bundles: Sequence[Bundle]) -> pd.DataFrame:
+    """The bundles' values in the columns of :func:`collapse_bench.results.load_results`."""
+    rows = [
+        (
+            b.runs[0].run_id,
+            b.protocol.name,
+            b.protocol.version,
+            b.protocol.fingerprint,
+            r.model,
+            r.mixer,
+            r.seed,
+            r.generation,
+            value,
+            x,
+            b.directions.get(value, ""),
+        )
+        for b in bundles
+        for r in b.records
+        for value, x in r.scores.items()
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def protocols(root: Path) -> list[Published]:
+    """The published protocols of ``root``, each with its standing."""
+    by_name: dict[str, list[tuple[str, Bundle]]] = {}
+    for file, b in published_bundles(root):
+        by_name.setdefault(b.protocol.name, []).append((file, b))
+    out = []
+    for name, items in sorted(by_name.items()):
+        bundles = [b for _, b in items]
+        directions: dict[str, str] = {}
+        columns: list[str] = []
+        for b in bundles:
+            directions.update(b.directions)
+            columns += [c for c in b.columns if c not in columns]
+        first = bundles[0].protocol
+        out.append(
+            Published(name, items, standing(tidy(bundles), first.settings, first.fingerprint, directions, columns))
+        )
+    return out
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _arrow(s: Standing, value: str) -> str:
+    return {"higher": " ↑", "lower": " ↓"}.get(s.directions.get(value, ""), "")
+
+
+def ranking_title(s: Standing) -> str:
+    last = s.last_generation
+    return f"{s.ranking} drift g{last}/g0" if s.by == "drift" else f"{s.ranking} g{last}"
+
+
+def decoding_text(settings: dict) -> str:
+    """The decoding settings that shape collapse, in words (temperature always stated)."""
+    from collapse_bench.decoding import Decoding
+
+    recorded = dict(settings.get("decoding") or {})
+    strategy = recorded.get("strategy", Decoding().strategy)
+    parts = [f"strategy {strategy}"]
+    if strategy == "sample" and "temperature" not in recorded:
+        parts.append("temperature 1 (default)")
+    parts += [f"{k.replace('_', ' ')} {v}" for k, v in recorded.items() if k != "strategy"]
+    return ", ".join(parts)
+
+
+def _until(u: float | None, last: int) -> str:
+    if u is None:
+        return "—"
+    return f"> {last}" if math.isinf(u) else f"{u:g}"
+
+
+def page(p: Published, figures: dict[str, str]) -> str:
+    """The markdown page of one protocol: heading facts, the headline table, one detail table per value."""
+    from tabulate import tabulate
+
+    s = p.standing
+    settings = s.protocol
+    last = s.last_generation
+    seeds = sorted({len(e.seeds) for e in s.entries})
+    methods = "; ".join(stats.METHODS[m] for m in s.methods)
+    lines = [
+        f"# {s.label}",
+        "",
+        settings.get("description", ""),
+        "",
+        f"Protocol `{p.name}` version {'+'.join(s.versions)}, fingerprint `{s.fingerprint}`; "
+        f"{settings['generations']} generations of {settings['samples']} synthetic rows; "
+        f"dataset `{settings['dataset']}`; "
+        f"decoding: {decoding_text(settings)}. Seeds per entry: {', '.join(map(str, seeds))}. "
+        f"Run data: {', '.join(f'[{f}]({RESULTS}/{f})' for f, _ in p.bundles)}.",
+        "",
+        f"Ranked by {ranking_title(s)}{_arrow(s, s.ranking)}; intervals: {methods}. Entries whose intervals "
+        f"overlap share a rank band (1-2). Δ: paired difference to the `{s.reference}` mixer of the same model "
+        "(seeds pair: they share generation 0 and random streams).",
+    ]
+    if s.incomplete:
+        lines.append(f"{s.incomplete} cell(s) that did not reach generation {last} are left out.")
+    head = ["rank", "model", "mixer", "seeds", ranking_title(s) + _arrow(s, s.ranking), f"Δ vs {s.reference}"]
+    shown = s.columns[:HEADLINE_VALUES]
+    head += [f"{v} g{last}{_arrow(s, v)}" for v in shown]
+    rows = []
+    for e in s.entries:
+        diff = stats.fmt(e.difference) if e.difference is not None else "—"
+        row = [stats.band_label(e.band), e.model, e.mixer, len(e.seeds), stats.fmt(e.ranking), diff]
+        row += [stats.fmt(e.values[v].last) if v in e.values else "—" for v in shown]
+        rows.append(row)
+    lines += ["", tabulate(rows, headers=head, tablefmt="pipe", disable_numparse=True)]
+    for key, title in (("values", "by generation"), ("distribution", "distribution by generation")):
+        if key in figures:
+            lines += ["", f"![{s.label}: {title}]({figures[key]})"]
+    thresholds = (settings.get("leaderboard") or {}).get("thresholds") or {}
+    for value in [s.ranking, *s.columns]:
+        entries = [e for e in s.entries if value in e.values]
+        if not entries:
+            continue
+        until = f"generations until x{thresholds[value]:g}" if value in thresholds else None
+        head = ["model", "mixer", "g0", f"g{last}", f"drift g{last}/g0", "area (mean ln ratio)"]
+        head += [until] if until else []
+        rows = []
+        for e in entries:
+            v = e.values[value]
+            row = [e.model, e.mixer, stats.fmt(e.curves[value][0]), stats.fmt(v.last), stats.fmt(v.drift)]
+            row += [stats.fmt(v.area)] + ([_until(v.until, last)] if until else [])
+            rows.append(row)
+        lines += ["", f"## {value}{_arrow(s, value)}", ""]
+        lines.append(tabulate(rows, headers=head, tablefmt="pipe", disable_numparse=True))
+    lines += [
+        "",
+        "Drift: value at the last generation over generation 0. Area: mean over generations 0..N of ln(value / "
+        "generation-0 value). Generations until xt: first generation whose ratio to generation 0 reaches t "
+        "(median over seeds; > N: not reached).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def index(published: Sequence[Published]) -> str:
+    """``README.md`` of the leaderboard folder: every protocol and its leaders."""
+    lines = [
+        "# collapse-bench leaderboards",
+        "",
+        "Generated by `collapse-bench publish` from the bundles in [results/](results/); do not edit by hand. "
+        "Browse them at [site/index.html](site/index.html).",
+        "",
+        "| protocol | fingerprint | entries | seeds | ranked by | leaders (rank band 1) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in published:
+        s = p.standing
+        leaders = ", ".join(f"{e.name} {stats.fmt(e.ranking)}" for e in s.entries if e.band[0] == 1)
+        seeds = "/".join(map(str, sorted({len(e.seeds) for e in s.entries})))
+        lines.append(
+            f"| [{s.label}]({p.name}.md) | `{s.fingerprint}` | {len(s.entries)} | {seeds} | "
+            f"{ranking_title(s)}{_arrow(s, s.ranking)} | {leaders} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _site_data(p: Published, figures: dict[str, str]) -> dict:
+    """What the web page shows of one protocol, as plain data for its script."""
+    s = p.standing
+    samples: dict[tuple[str, str], dict[int, str]] = {}
+    for _, b in p.bundles:
+        for smp in sorted(b.samples, key=lambda x: x.seed, reverse=True):  # the lowest seed wins
+            if smp.rows:
+                samples.setdefault((smp.model, smp.mixer), {})[smp.generation] = smp.rows[0]
+
+    def num(x: float | None) -> float | None:
+        return x if x is not None and math.isfinite(x) else None
+
+    return {
+        "name": p.name,
+        "label": s.label,
+        "fingerprint": s.fingerprint,
+        "description": s.protocol.get("description", ""),
+        "decoding": decoding_text(s.protocol),
+        "ranking": ranking_title(s) + _arrow(s, s.ranking),
+        "reference": s.reference,
+        "methods": "; ".join(stats.METHODS[m] for m in s.methods),
+        "columns": [f"{v} g{s.last_generation}{_arrow(s, v)}" for v in s.columns[:HEADLINE_VALUES]],
+        "figures": {k: v.removeprefix("site/") for k, v in figures.items()},
+        "results": [f"../{RESULTS}/{f}" for f, _ in p.bundles],
+        "entries": [
+            {
+                "band": stats.band_label(e.band),
+                "best": e.band[0],
+                "model": e.model,
+                "mixer": e.mixer,
+                "seeds": len(e.seeds),
+                "ranking": stats.fmt(e.ranking),
+                "ranking_value": num(e.ranking.mean),
+                "difference": stats.fmt(e.difference) if e.difference is not None else "—",
+                "difference_value": num(e.difference.mean) if e.difference is not None else None,
+                "columns": [
+                    [stats.fmt(e.values[v].last), num(e.values[v].last.mean)] if v in e.values else ["—", None]
+                    for v in s.columns[:HEADLINE_VALUES]
+                ],
+                "curves": {
+                    v: [[num(c.mean), num(c.low), num(c.high)] for c in e.curves[v]]
+                    for v in [s.ranking, *s.columns]
+                    if v in e.curves
+                },
+                "samples": [[g, text] for g, text in sorted(samples.get((e.model, e.mixer), {}).items())],
+            }
+            for e in s.entries
+        ],
+    }
+
+
+def site(published: Sequence[Published], figures: dict[str, dict[str, str]]) -> str:
+    """``site/index.html``: the tables, figures and per-entry details, data embedded (works from file://)."""
+    import json
+    from importlib.resources import files
+
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(files("collapse_bench") / "site")),
+        autoescape=jinja2.select_autoescape(["html"]),
+        keep_trailing_newline=True,
+    )
+    data = [_site_data(p, figures.get(p.name, {})) for p in published]
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False).replace("</", "<\\/")
+    return env.get_template("index.html").render(protocols=data, data=text)
+
+
+def render(root: Path) -> dict[str, bytes]:
+    """Every generated file of the leaderboard folder ``root``, by path relative to it."""
+    from importlib.resources import files
+
+    from collapse_bench import figures as figs
+
+    published = protocols(root)
+    out: dict[str, bytes] = {}
+    shown: dict[str, dict[str, str]] = {}
+    for p in published:
+        names: dict[str, str] = {}
+        panel, _ = figs.values_panel(p.standing)
+        names["values"] = f"{FIGURES}/{p.name}-values.png"
+        out[names["values"]] = panel
+        dist = figs.distribution_figure(p.standing)
+        if dist is not None:
+            names["distribution"] = f"{FIGURES}/{p.name}-distribution.png"
+            out[names["distribution"]] = dist[0]
+        shown[p.name] = names
+        out[f"{p.name}.md"] = page(p, names).encode()
+    out["README.md"] = index(published).encode()
+    out["site/index.html"] = site(published, shown).encode()
+    for asset in ("table.js", "style.css"):
+        out[f"site/{asset}"] = (files("collapse_bench") / "site" / asset).read_bytes()
+    return out
+
+
+def _same(path: str, new: bytes, old: bytes) -> bool:
+    if path.endswith(".png"):
+        from collapse_bench.figures import figure_hash
+
+        return figure_hash(old) is not None and figure_hash(old) == figure_hash(new)
+    return old == new
+
+
+def check(root: Path) -> list[str]:
+    """The generated files of ``root`` that are missing or out of date with its bundles."""
+    leaderboard_folder(root)
+    if not (root / RESULTS).is_dir():
+        raise UserError(f"{str(root)!r} has no {RESULTS}/ folder", "publish bundles into it first")
+    stale = []
+    for path, content in sorted(render(root).items()):
+        target = root / path
+        if not target.is_file() or not _same(path, content, target.read_bytes()):
+            stale.append(path)
+    return stale
+
+
+def write(root: Path) -> list[str]:
+    """Regenerate every generated file of ``root``; the paths written."""
+    written = []
+    for path, content in render(root).items():
+        target = root / path
+        if target.is_file() and _same(path, content, target.read_bytes()):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(content)
+        tmp.replace(target)
+        written.append(path)
+    return written
+
+
+def publish(paths: Sequence[Path], root: Path, note: Callable[[str], None]) -> list[str]:
+    """Validate every bundle of ``paths``, store the new ones under ``root/results/`` and regenerate ``root``.
+
+    Nothing is written unless every bundle passes.
+    """
+    leaderboard_folder(root)
+    published = published_bundles(root)
+    accepted: list[tuple[str, Bundle]] = []
+    for path in paths:
+        bundle = load(Path(path))
+        source = Path(path).name
+        validate(bundle, source)
+        contradiction(bundle, published + accepted, source)
+        results = [r.model_dump() for r in bundle.records]  # the name hashes the results, not when they were exported
+        digest = hashlib.sha256(repr(results).encode()).hexdigest()[:12]
+        file = f"{bundle.protocol.name}-{bundle.protocol.fingerprint}-{digest}.json"
+        if any(f == file for f, _ in published + accepted):
+            note(f"{source}: already published as {RESULTS}/{file}")
+            continue
+        accepted.append((file, bundle))
+    (root / RESULTS).mkdir(parents=True, exist_ok=True)
+    for file, bundle in accepted:
+        write_atomic(root / RESULTS / file, dumps(bundle))
+    return [f"{RESULTS}/{f}" for f, _ in accepted] + write(root)
