@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 import textwrap
 
@@ -46,3 +48,31 @@ def make_distribution(site: Path, dist: str, source: str) -> dict[str, str]:
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(f"[collapse_bench]\n{module} = {module}\n")
     return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``collapse-bench ARGS`` in a real subprocess, as a user runs it."""
+    code = "from collapse_bench.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., subprocess.CompletedProcess]:
+    """``cli(*args, cwd=folder)``: run the command line in a subprocess."""
+    return _cli
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory) -> Path:
+    """A folder with a finished smoke run ``runs/grid`` and its ``bundle.json``.
+
+    ngram x (replace, accumulate) x 2 seeds, 3 generations: seconds.
+    """
+    root = tmp_path_factory.mktemp("smoke")
+    args = ["run", "-p", "smoke", "--model", "ngram", "--mixer", "replace", "--mixer", "accumulate"]
+    done = _cli(*args, "--seeds", "2", "--out", "runs", "--run-id", "grid", "-q", cwd=root)
+    assert done.returncode == 0, done.stderr
+    done = _cli("export", "runs", "-o", "bundle.json", cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert "2 entries, 4 cells, 1 run(s)" in done.stdout
+    return root

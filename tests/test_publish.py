@@ -1,0 +1,164 @@
+"""Export and publish: a real smoke run becomes a bundle, then pages, figures and a site; bad input is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collapse_bench import bundle as bundles
+from collapse_bench import publish
+from collapse_bench.store import RunDir
+
+T_975_1 = 12.706204736174698  # Student t quantile 0.975 with 1 degree of freedom (tables)
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_bundle_holds_every_value_and_nothing_private(smoke):
+    b = bundles.load(smoke / "bundle.json")
+    run = RunDir(smoke / "runs" / "grid")
+    records = list(run.records())
+    assert len(b.records) == len(records) == 2 * 2 * 3
+    theirs = {(r["model"], r["mixer"], r["seed"], r["generation"]): r["scores"] for r in records}
+    assert all(theirs[(r.model, r.mixer, r.seed, r.generation)] == r.scores for r in b.records)
+    assert b.protocol.name == "smoke" and b.protocol.fingerprint == run.manifest()["fingerprint"]
+    for name in (RunDir.MANIFEST, RunDir.RECORDS, RunDir.SAMPLES):
+        assert b.runs[0].files_sha256[name] == hashlib.sha256((run.path / name).read_bytes()).hexdigest()
+    assert {p.kind for p in b.runs[0].plugins} >= {"dataset", "model", "mixer", "metric"}
+    assert all(p.distribution == "collapse-bench" for p in b.runs[0].plugins)
+    assert len(b.samples) == 12 and all(1 <= len(s.rows) <= bundles.SAMPLES_PER_GENERATION for s in b.samples)
+    text = (smoke / "bundle.json").read_text()
+    assert str(smoke) not in text and str(Path.home()) not in text and socket.gethostname() not in text
+    assert "command" not in json.loads(text)["runs"][0]
+
+
+def test_public_cuts_absolute_paths():
+    assert bundles.public("hf:path=/home/ann/ckpt/tiny") == "hf:path=tiny"
+    assert bundles.public("text-files:path=corpus.txt") == "text-files:path=corpus.txt"
+
+
+def test_publish_regenerates_and_check_finds_stale_files(smoke, tmp_path, cli):
+    lb = tmp_path / "lb"
+    done = cli("publish", str(smoke / "bundle.json"), "--to", str(lb), cwd=smoke)
+    assert done.returncode == 0, done.stderr
+    for path in ("README.md", "smoke.md", "site/index.html", "site/table.js", "site/figures/smoke-values.png"):
+        assert (lb / path).is_file(), path
+    assert len(list((lb / "results").glob("smoke-*.json"))) == 1
+    assert cli("publish", "--check", str(lb), cwd=smoke).returncode == 0
+    again = cli("publish", str(smoke / "bundle.json"), "--to", str(lb), cwd=smoke)  # the same results: a no-op
+    assert again.returncode == 0 and "already published" in again.stderr
+    page = lb / "smoke.md"
+    page.write_text(page.read_text() + "edited by hand\n")
+    png = lb / "site/figures/smoke-values.png"
+    png.write_bytes((lb / "site/figures/smoke-distribution.png").read_bytes())
+    stale = cli("publish", "--check", str(lb), cwd=smoke)
+    assert stale.returncode == 1
+    assert "smoke.md" in stale.stderr and "smoke-values.png" in stale.stderr and "README.md" not in stale.stderr
+
+
+def test_page_numbers_are_the_hand_computed_intervals(smoke, tmp_path):
+    publish.publish([smoke / "bundle.json"], tmp_path, note=print)
+    (p,) = publish.protocols(tmp_path)
+    s = p.standing
+    b = bundles.load(smoke / "bundle.json")
+    ppl = {(r.mixer, r.seed, r.generation): r.scores["perplexity"] for r in b.records}
+    by = {e.mixer: e for e in s.entries}
+    drifts = {m: np.array([ppl[(m, seed, 2)] / ppl[(m, seed, 0)] for seed in (0, 1)]) for m in by}
+    for mixer, d in drifts.items():
+        half = T_975_1 * abs(d[0] - d[1]) / 2  # n = 2: s / sqrt(n) = |d0 - d1| / 2
+        assert by[mixer].ranking.mean == pytest.approx(d.mean())
+        assert by[mixer].ranking.high == pytest.approx(d.mean() + half)
+    diff = drifts["accumulate"] - drifts["replace"]
+    assert by["accumulate"].difference.mean == pytest.approx(diff.mean())
+    assert by["accumulate"].difference.low == pytest.approx(diff.mean() - T_975_1 * abs(diff[0] - diff[1]) / 2)
+    assert by["replace"].difference is None  # the reference itself
+    text = (tmp_path / "smoke.md").read_text()
+    assert "fingerprint `" + b.protocol.fingerprint + "`" in text and "temperature 0.8" in text
+    assert "95% Student t interval over seeds" in text
+    table = [line for line in text.splitlines() if line.startswith("| ") and "ngram" in line][:2]
+    assert len(table[0].split("|")) - 2 <= 8  # the headline table has at most 8 columns
+
+
+def _bad(smoke: Path, tmp_path: Path, change) -> Path:
+    data = json.loads((smoke / "bundle.json").read_text())
+    change(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _drop(data, keep):
+    data["records"] = [r for r in data["records"] if keep(r)]
+
+
+BAD = {
+    "schema": (lambda d: d["records"][3].update(seed=-1), "fails the schema at records.3.seed"),
+    "unknown protocol": (lambda d: d["protocol"].update(name="nosuch"), "protocol 'nosuch' is not known"),
+    "fingerprint": (lambda d: d["protocol"].update(fingerprint="0123456789ab"), "does not match smoke@1.0's"),
+    "incomplete": (lambda d: _drop(d, lambda r: (r["seed"], r["generation"]) != (1, 2)), "generations [2] are missing"),
+    "seeds": (lambda d: _drop(d, lambda r: r["seed"] == 0), "has 1 seed(s); protocol 'smoke' needs at least 2"),
+    "contradiction": (
+        lambda d: d["records"][0]["scores"].update(perplexity=1.5),
+        "but results/smoke-",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_bad_bundle_is_refused_in_one_line_and_nothing_changes(smoke, tmp_path, case, cli):
+    lb = tmp_path / "lb"
+    publish.publish([smoke / "bundle.json"], lb, note=print)
+    before = snapshot(lb)
+    change, message = BAD[case]
+    done = cli("publish", str(_bad(smoke, tmp_path, change)), "--to", str(lb), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("collapse-bench: error: ") and message in done.stderr.splitlines()[0]
+    assert "Traceback" not in done.stderr
+    assert snapshot(lb) == before
+
+
+def test_publish_into_a_folder_that_is_not_a_leaderboard_folder(smoke, tmp_path, cli):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    done = cli("publish", str(smoke / "bundle.json"), "--to", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2 and "is not a leaderboard folder" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_export_refuses_a_run_still_running(smoke, tmp_path, cli):
+    run = tmp_path / "runs" / "busy"
+    shutil.copytree(smoke / "runs" / "grid", run)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys,time; from filelock import FileLock; "
+         f"l = FileLock({str(run / '.lock')!r}); l.acquire(); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        done = cli("export", str(tmp_path / "runs"), "-o", str(tmp_path / "b.json"), cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2 and "run 'busy' is still running" in done.stderr
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_export_skips_a_damaged_run_with_a_warning(smoke, tmp_path, cli):
+    for name in ("a", "b"):
+        shutil.copytree(smoke / "runs" / "grid", tmp_path / "runs" / name)
+    (tmp_path / "runs" / "b" / "records.jsonl").write_text('{"broken": \n{"generation": 0}\n')
+    done = cli("export", str(tmp_path / "runs"), "-o", str(tmp_path / "b.json"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "warning: skipped damaged run 'b'" in done.stderr
+    assert len(bundles.load(tmp_path / "b.json").records) == 12
