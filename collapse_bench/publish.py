@@ -148,12 +148,15 @@ def tidy(bundles: Sequence[Bundle]) -> pd.DataFrame:
 
 
 def protocols(root: Path) -> list[Published]:
-    """The published protocols of ``root``, each with its standing."""
-    by_name: dict[str, list[tuple[str, Bundle]]] = {}
+    """The published protocols of ``root``, each with its standing (one per protocol name and fingerprint)."""
+    groups: dict[tuple[str, str], list[tuple[str, Bundle]]] = {}
     for file, b in published_bundles(root):
-        by_name.setdefault(b.protocol.name, []).append((file, b))
+        groups.setdefault((b.protocol.name, b.protocol.fingerprint), []).append((file, b))
+    names = [name for name, _ in groups]
     out = []
-    for name, items in sorted(by_name.items()):
+    for (name, fingerprint), items in sorted(groups.items()):
+        if names.count(name) > 1:  # results of an earlier version beside the current one: a page each
+            name = f"{name}-{fingerprint}"
         bundles = [b for _, b in items]
         directions: dict[str, str] = {}
         columns: list[str] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -162,3 +163,15 @@ def test_export_skips_a_damaged_run_with_a_warning(smoke, tmp_path, cli):
     assert done.returncode == 0, done.stderr
     assert "warning: skipped damaged run 'b'" in done.stderr
     assert len(bundles.load(tmp_path / "b.json").records) == 12
+
+
+def test_the_regeneration_script_runs_export_and_publish_on_a_smoke_grid(tmp_path):
+    script = Path(__file__).parents[1] / "scripts" / "regenerate_leaderboards.sh"
+    env = {**os.environ, "GRID": "smoke", "OUT": str(tmp_path / "lb"), "RUNS": str(tmp_path / "runs")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])  # this venv's collapse-bench
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "up to date with its bundles" in done.stdout
+    (p,) = publish.protocols(tmp_path / "lb")
+    assert p.name == "smoke" and sorted(len(e.seeds) for e in p.standing.entries) == [2, 2]
+    assert not (tmp_path / "lb.new").exists()
