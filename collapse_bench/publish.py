@@ -58,13 +58,13 @@ def validate(bundle: Bundle, source: str) -> None:
     from collapse_bench.plugins import get_registry
 
     name, version, fingerprint = bundle.protocol.name, bundle.protocol.version, bundle.protocol.fingerprint
-    try:
-        known = get_registry().protocol(name)
-    except UserError:
+    registry = get_registry()
+    if name not in {e.name for e in registry.entries("protocol")}:  # a registered name, never a path
         raise UserError(
             f"{source}: protocol {name!r} is not known to this collapse-bench",
             "publish results of a registered protocol (`collapse-bench list protocol`), or install its plugin",
-        ) from None
+        )
+    known = registry.protocol(name)
     if fingerprint != known.fingerprint:
         what = f"version {version}" if version != known.version else "a variant (changed result-shaping settings)"
         raise UserError(

@@ -4,7 +4,7 @@
 #   scripts/regenerate_leaderboards.sh              # the published grids (hours on a CPU; run on a quiet machine)
 #   GRID=smoke OUT=/tmp/lb scripts/regenerate_leaderboards.sh   # the same path on a tiny grid, seconds
 #
-# Environment: SEEDS (default 5), GPT_SEEDS (shakespeare-gpt, default 3), RUNS (run directories,
+# Environment: SEEDS (default 5), THEORY_SEEDS (10: BCa intervals), GPT_SEEDS (shakespeare-gpt, default 3), RUNS (runs,
 # default runs/leaderboards), OUT (the leaderboard folder, default leaderboards). The leaderboard
 # is built in a fresh folder and replaces OUT only when every protocol published.
 set -euo pipefail
@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 GRID=${GRID:-full}
 SEEDS=${SEEDS:-5}
 GPT_SEEDS=${GPT_SEEDS:-3}
+THEORY_SEEDS=${THEORY_SEEDS:-10}
 RUNS=${RUNS:-runs/leaderboards}
 OUT=${OUT:-leaderboards}
 NEW="$OUT.new"
@@ -42,7 +43,7 @@ if [ "$GRID" = smoke ]; then
     grid smoke 2 --model ngram --mixer replace --mixer accumulate
 else
     grid quick "$SEEDS" --model ngram --model categorical --model gpt-tiny "${mixer_args[@]}"
-    grid theory "$SEEDS"
+    grid theory "$THEORY_SEEDS"
     grid gerstgrasser2024 "$SEEDS"
     grid qiao2025-gaussian "$SEEDS"
     grid shakespeare-gpt "$GPT_SEEDS"
