@@ -78,3 +78,44 @@ def test_collapse_summaries_by_hand():
 def test_numbers_are_rounded_to_what_the_interval_supports():
     assert stats.fmt(Estimate(1.23456, 1.2, 1.27, 3, "t")) == "1.23 [1.20, 1.27]"  # half-width 0.035
     assert stats.fmt(Estimate(133.3396, 120.0, 146.0, 3, "t")) == "133 [120, 146]"  # half-width 13
+
+
+def test_a_standing_ranks_pairs_and_says_when_one_seed_has_no_interval():
+    import pandas as pd
+
+    from collapse_bench import publish
+    from collapse_bench.boards import standing
+    from collapse_bench.results import COLUMNS
+
+    # perplexity chains g0..g2 per (mixer, seed); "keep-real" has a single seed
+    chains = {
+        ("replace", 0): [10, 20, 40],
+        ("replace", 1): [12, 24, 36],
+        ("accumulate", 0): [10, 11, 12],
+        ("accumulate", 1): [12, 12, 13.2],
+        ("keep-real", 0): [10, 12, 15],
+    }
+    rows = [
+        ("r", "p", "1.0", "f" * 12, "m", mixer, seed, g, "perplexity", float(v), "lower")
+        for (mixer, seed), curve in chains.items()
+        for g, v in enumerate(curve)
+    ]
+    protocol = {"name": "p", "version": "1.0", "generations": 3, "samples": 8, "dataset": "d", "metrics": ["x"]}
+    protocol["leaderboard"] = {"metric": "perplexity", "by": "drift", "thresholds": {"perplexity": 2.0}}
+    s = standing(pd.DataFrame(rows, columns=COLUMNS), protocol, "f" * 12, {"perplexity": "lower"}, [])
+    by = {e.mixer: e for e in s.entries}
+    # drifts: replace 4, 3 (mean 3.5); accumulate 1.2, 1.1 (mean 1.15); keep-real 1.5 (one seed)
+    assert by["replace"].ranking.mean == pytest.approx(3.5)
+    assert by["accumulate"].ranking.mean == pytest.approx(1.15)
+    assert by["keep-real"].ranking.method == "single" and not by["keep-real"].ranking.has_interval
+    # paired: accumulate - replace per seed = -2.8, -1.9; keep-real pairs on seed 0 only: 1.5 - 4 = -2.5
+    assert by["accumulate"].difference.mean == pytest.approx(-2.35)
+    assert by["keep-real"].difference.mean == pytest.approx(-2.5) and by["keep-real"].difference.n == 1
+    # replace's interval is 3.5 ± 12.706 * 0.5: it overlaps both others, which are points or narrow
+    assert by["replace"].band == (1, 3)
+    # area of replace seed 0: (0 + ln 2 + ln 4) / 3; generations until doubled: 1 (seed 0) and 1 (seed 1)
+    assert by["replace"].values["perplexity"].until == 1
+    assert by["accumulate"].values["perplexity"].until == math.inf
+    text = publish.page(publish.Published("p", [], s), {})
+    assert "one seed: no interval" in text and "95% Student t interval over seeds" in text
+    assert "| 1-3 " in text and "> 2" in text
