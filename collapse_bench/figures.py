@@ -1,8 +1,8 @@
 """Figures of a published leaderboard, as PNG bytes.
 
-Each PNG carries in its ``Description`` text chunk a hash of the numbers it draws, so
-``publish --check`` can tell a stale figure from a fresh one without comparing pixels (which
-differ between font and library builds).
+Each PNG carries in its ``Description`` text chunk a hash of the numbers it draws and of this
+module's code, so ``publish --check`` can tell a stale figure from a fresh one without comparing
+pixels (which differ between font and library builds).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import math
+from pathlib import Path
 
 from collapse_bench.boards import QUANTILES, Standing
 
@@ -25,8 +26,9 @@ def _png(fig, data: object) -> bytes:
 
 
 def data_hash(data: object) -> str:
-    """The hash a figure of ``data`` carries."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """The hash a figure of ``data`` carries: the numbers drawn and the code that draws them."""
+    code = Path(__file__).read_bytes()
+    return hashlib.sha256(code + json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def figure_hash(png: bytes) -> str | None:
