@@ -98,10 +98,14 @@ def standing(
     fingerprint: str,
     directions: dict[str, str],
     columns: Sequence[str],
+    ranking: str,
 ) -> Standing:
-    """The standing of one protocol (one fingerprint) from tidy results (the columns of ``load_results``)."""
+    """The standing of one protocol (one fingerprint) from tidy results (the columns of ``load_results``).
+
+    ``ranking`` is the value that ranks, ``columns`` those shown beside it.
+    """
     spec = protocol.get("leaderboard") or {}
-    metric, by = ranking_of(protocol)
+    metric, by = ranking, spec.get("by", "drift")
     reference = spec.get("reference", "replace")
     thresholds: dict[str, float] = dict(spec.get("thresholds") or {})
     last = int(protocol["generations"]) - 1

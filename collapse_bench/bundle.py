@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from collapse_bench.boards import ranking_of
 from collapse_bench.errors import UserError
 from collapse_bench.store import RunDir
 
@@ -96,6 +97,7 @@ class Bundle(_Strict):
     collapse_bench: str | None
     protocol: ProtocolInfo
     directions: dict[str, Literal["higher", "lower", ""]]
+    ranking: str  # the value that ranks the entries
     columns: list[str]  # the values leaderboards show beside the ranking value, in order
     runs: list[RunInfo] = Field(min_length=1)
     records: list[Record] = Field(min_length=1)
@@ -213,6 +215,7 @@ def export(paths: Sequence[Path | str], warn: Callable[[str], None]) -> Bundle:
             name=settings["name"], version=settings["version"], fingerprint=first["fingerprint"], settings=settings
         ),
         directions=directions,
+        ranking=ranking_of(first["protocol"])[0],
         columns=columns,
         runs=runs,
         records=[Record(**dict(zip(cell, k, strict=True)), scores=v) for k, v in sorted(records.items())],

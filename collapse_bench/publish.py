@@ -165,7 +165,11 @@ def protocols(root: Path) -> list[Published]:
             columns += [c for c in b.columns if c not in columns]
         first = bundles[0].protocol
         out.append(
-            Published(name, items, standing(tidy(bundles), first.settings, first.fingerprint, directions, columns))
+            Published(
+                name,
+                items,
+                standing(tidy(bundles), first.settings, first.fingerprint, directions, columns, bundles[0].ranking),
+            )
         )
     return out
 

@@ -102,7 +102,7 @@ def test_a_standing_ranks_pairs_and_says_when_one_seed_has_no_interval():
     ]
     protocol = {"name": "p", "version": "1.0", "generations": 3, "samples": 8, "dataset": "d", "metrics": ["x"]}
     protocol["leaderboard"] = {"metric": "perplexity", "by": "drift", "thresholds": {"perplexity": 2.0}}
-    s = standing(pd.DataFrame(rows, columns=COLUMNS), protocol, "f" * 12, {"perplexity": "lower"}, [])
+    s = standing(pd.DataFrame(rows, columns=COLUMNS), protocol, "f" * 12, {"perplexity": "lower"}, [], "perplexity")
     by = {e.mixer: e for e in s.entries}
     # drifts: replace 4, 3 (mean 3.5); accumulate 1.2, 1.1 (mean 1.15); keep-real 1.5 (one seed)
     assert by["replace"].ranking.mean == pytest.approx(3.5)
