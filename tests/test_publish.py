@@ -21,6 +21,14 @@ from collapse_bench.store import RunDir
 T_975_1 = 12.706204736174698  # Student t quantile 0.975 with 1 degree of freedom (tables)
 
 
+@pytest.fixture(scope="module")
+def published(smoke, tmp_path_factory) -> Path:
+    """A leaderboard folder with the smoke bundle published; tests that change it work on a copy."""
+    lb = tmp_path_factory.mktemp("published") / "lb"
+    publish.publish([smoke / "bundle.json"], lb, note=print)
+    return lb
+
+
 def snapshot(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
@@ -69,9 +77,8 @@ def test_publish_regenerates_and_check_finds_stale_files(smoke, tmp_path, cli):
     assert "smoke.md" in stale.stderr and "smoke-values.png" in stale.stderr and "README.md" not in stale.stderr
 
 
-def test_page_numbers_are_the_hand_computed_intervals(smoke, tmp_path):
-    publish.publish([smoke / "bundle.json"], tmp_path, note=print)
-    (p,) = publish.protocols(tmp_path)
+def test_page_numbers_are_the_hand_computed_intervals(smoke, published):
+    (p,) = publish.protocols(published)
     s = p.standing
     b = bundles.load(smoke / "bundle.json")
     ppl = {(r.mixer, r.seed, r.generation): r.scores["perplexity"] for r in b.records}
@@ -85,7 +92,7 @@ def test_page_numbers_are_the_hand_computed_intervals(smoke, tmp_path):
     assert by["accumulate"].difference.mean == pytest.approx(diff.mean())
     assert by["accumulate"].difference.low == pytest.approx(diff.mean() - T_975_1 * abs(diff[0] - diff[1]) / 2)
     assert by["replace"].difference is None  # the reference itself
-    text = (tmp_path / "smoke.md").read_text()
+    text = (published / "smoke.md").read_text()
     assert "fingerprint `" + b.protocol.fingerprint + "`" in text and "temperature 0.8" in text
     assert "95% Student t interval over seeds" in text
     table = [line for line in text.splitlines() if line.startswith("| ") and "ngram" in line][:2]
@@ -118,9 +125,9 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_a_bad_bundle_is_refused_in_one_line_and_nothing_changes(smoke, tmp_path, case, cli):
+def test_a_bad_bundle_is_refused_in_one_line_and_nothing_changes(smoke, published, tmp_path, case, cli):
     lb = tmp_path / "lb"
-    publish.publish([smoke / "bundle.json"], lb, note=print)
+    shutil.copytree(published, lb)
     before = snapshot(lb)
     change, message = BAD[case]
     done = cli("publish", str(_bad(smoke, tmp_path, change)), "--to", str(lb), cwd=tmp_path)
