@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -162,29 +163,28 @@ def _columns(manifest: dict[str, Any]) -> list[str]:
     return [v for _, values in manifest.get("headline", []) for v in values]
 
 
-def export(paths: Sequence[Path | str], warn: Callable[[str], None]) -> Bundle:
+def export(paths: Sequence[Path | str]) -> Bundle:
     """One bundle from the runs at or below ``paths``; a damaged run is skipped with a warning.
 
     All runs must share one protocol fingerprint; a run that a process still writes is refused.
     """
     from collapse_bench import __version__
-    from collapse_bench.results import find_runs
+    from collapse_bench.results import DamagedRunWarning, damaged, find_runs
 
     runs, records, samples, manifests = [], {}, {}, []
-    for run in find_runs(list(paths)):
+    for run in find_runs(list(paths)):  # damaged manifests and records: skipped there, with a warning
         if _running(run):
             raise UserError(
                 f"run {run.path.name!r} is still running",
                 "wait until it finishes, then export it (nothing was written)",
             )
         try:
-            manifest = run.manifest()
-            cell_records = list(run.records())
             cell_samples = list(run.samples())
-            info = _run_info(run, manifest)
-        except (UserError, OSError, KeyError, ValidationError) as exc:
-            warn(f"skipped damaged run {run.path.name!r}: {getattr(exc, 'cause', exc)}")
+        except UserError as exc:  # a line of samples.jsonl that is not JSON
+            warnings.warn(f"skipped: {damaged(run, exc.cause)}", DamagedRunWarning, stacklevel=2)
             continue
+        manifest = run.manifest()
+        info = _run_info(run, manifest)
         if manifests and manifest["fingerprint"] != manifests[0]["fingerprint"]:
             raise UserError(
                 f"run {info.run_id!r} has protocol fingerprint {manifest['fingerprint']}, "
@@ -193,7 +193,7 @@ def export(paths: Sequence[Path | str], warn: Callable[[str], None]) -> Bundle:
             )
         manifests.append(manifest)
         runs.append(info)
-        for rec in cell_records:  # a cell run twice (a rerun): the newest record counts
+        for rec in run.records():  # a cell run twice (a rerun): the newest record counts
             records[(rec["model"], rec["mixer"], rec["seed"], rec["generation"])] = rec["scores"]
         for rec in cell_samples:
             rows = [row[:SAMPLE_CHARS] for row in rec["rows"][:SAMPLES_PER_GENERATION]]

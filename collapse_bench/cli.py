@@ -502,7 +502,7 @@ def export(runs: tuple[Path, ...], out: Path) -> None:
     from collapse_bench import bundle as bundles
     from collapse_bench.store import write_atomic
 
-    made = bundles.export(list(runs), warn=lambda msg: click.echo(f"collapse-bench: warning: {msg}", err=True))
+    made = bundles.export(list(runs))
     _writable(out.parent, "output folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, bundles.dumps(made))
