@@ -264,7 +264,8 @@ def page(p: Published, figures: dict[str, str]) -> str:
         "",
         "Drift: value at the last generation over generation 0. Area: mean over generations 0..N of ln(value / "
         "generation-0 value). Generations until xt: first generation whose ratio to generation 0 reaches t "
-        "(median over seeds; > N: not reached).",
+        "(median over seeds; > N: not reached). inf and nan: a value that is not finite (a model that gives "
+        "real text zero probability has infinite perplexity); such entries are not ranked.",
     ]
     return "\n".join(lines) + "\n"
 

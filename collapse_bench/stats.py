@@ -156,9 +156,12 @@ def decimals(e: Estimate, significant: int = 4) -> int:
 
 
 def fmt(e: Estimate) -> str:
-    """``"1.23 [1.20, 1.27]"``, rounded to what the interval supports; the bare mean without one."""
+    """``"1.23 [1.20, 1.27]"``, rounded to what the interval supports; the bare mean without one.
+
+    Seeds that all agree (generation 0, which no mixer touches) give a zero-width interval: the mean alone.
+    """
     if not math.isfinite(e.mean):
         return str(e.mean)
     d = decimals(e)
     text = f"{e.mean:.{d}f}"
-    return f"{text} [{e.low:.{d}f}, {e.high:.{d}f}]" if e.has_interval else text
+    return f"{text} [{e.low:.{d}f}, {e.high:.{d}f}]" if e.has_interval and e.high > e.low else text

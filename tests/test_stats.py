@@ -78,6 +78,7 @@ def test_collapse_summaries_by_hand():
 def test_numbers_are_rounded_to_what_the_interval_supports():
     assert stats.fmt(Estimate(1.23456, 1.2, 1.27, 3, "t")) == "1.23 [1.20, 1.27]"  # half-width 0.035
     assert stats.fmt(Estimate(133.3396, 120.0, 146.0, 3, "t")) == "133 [120, 146]"  # half-width 13
+    assert stats.fmt(Estimate(133.3396, 133.3396, 133.3396, 5, "t")) == "133.3"  # seeds agree: 4 digits
 
 
 def test_a_standing_ranks_pairs_and_says_when_one_seed_has_no_interval():
