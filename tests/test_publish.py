@@ -182,3 +182,9 @@ def test_the_regeneration_script_runs_export_and_publish_on_a_smoke_grid(tmp_pat
     (p,) = publish.protocols(tmp_path / "lb")
     assert p.name == "smoke" and sorted(len(e.seeds) for e in p.standing.entries) == [2, 2]
     assert not (tmp_path / "lb.new").exists()
+
+
+def test_the_documented_json_schema_is_the_one_validated():
+    documented = json.loads((Path(__file__).parents[1] / "docs" / "bundle.schema.json").read_text())
+    assert documented == bundles.Bundle.model_json_schema()
+    assert documented["properties"]["schema_version"]["const"] == bundles.SCHEMA_VERSION
