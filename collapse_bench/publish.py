@@ -223,7 +223,8 @@ def page(p: Published, figures: dict[str, str]) -> str:
         f"{settings['generations']} generations of {settings['samples']} synthetic rows; "
         f"dataset `{settings['dataset']}`; "
         f"decoding: {decoding_text(settings)}. Seeds per entry: {', '.join(map(str, seeds))}. "
-        f"Run data: {', '.join(f'[{f}]({RESULTS}/{f})' for f, _ in p.bundles)}.",
+        f"Run data: {', '.join(f'[{f}]({RESULTS}/{f})' for f, _ in p.bundles)}. "
+        f"Curves and sample text per entry: [site/index.html#{p.name}](site/index.html#{p.name}).",
         "",
         f"Ranked by {ranking_title(s)}{_arrow(s, s.ranking)}; intervals: {methods}. Entries whose intervals "
         f"overlap share a rank band (1-2). Δ: paired difference to the `{s.reference}` mixer of the same model "
