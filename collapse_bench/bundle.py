@@ -44,6 +44,7 @@ class Plugin(_Strict):
     plugin: str
     distribution: str | None
     version: str | None
+    inputs_sha256: str | None = None  # digest of the files the component declared it reads (not their paths)
 
 
 class ProtocolInfo(_Strict):
@@ -141,6 +142,18 @@ def _running(run: RunDir) -> bool:
     return False
 
 
+def _plugin(entry: dict[str, Any]) -> Plugin:
+    """A manifest's plugin entry, public: paths cut from the SPEC, declared input files by digest only."""
+    return Plugin(
+        kind=entry["kind"],
+        spec=public(entry["spec"]),
+        plugin=entry["plugin"],
+        distribution=entry.get("distribution"),
+        version=entry.get("version"),
+        inputs_sha256=(entry.get("dependencies") or {}).get("sha256"),
+    )
+
+
 def _run_info(run: RunDir, manifest: dict[str, Any]) -> RunInfo:
     files = {n: sha256(run.path / n) for n in (RunDir.MANIFEST, RunDir.RECORDS, RunDir.SAMPLES)}
     hw = manifest.get("hardware") or {}
@@ -151,7 +164,7 @@ def _run_info(run: RunDir, manifest: dict[str, Any]) -> RunInfo:
         ended=manifest.get("ended"),
         git_commit=manifest.get("git_commit"),
         packages=manifest.get("packages", {}),
-        plugins=[Plugin(**{**p, "spec": public(p["spec"])}) for p in manifest.get("plugins", [])],
+        plugins=[_plugin(p) for p in manifest.get("plugins", [])],
         data_hashes=(manifest.get("data") or {}).get("hashes", {}),
         hardware={k: hw.get(k) for k in ("machine", "cpus", "memory_bytes")},
         files_sha256=files,
