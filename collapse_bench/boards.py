@@ -86,12 +86,6 @@ class Standing:
         return self.directions.get(value) == "higher"
 
 
-def ranking_of(protocol: dict[str, Any]) -> tuple[str, str]:
-    """The ranked value and how (``drift`` or ``last``), from the protocol's ``[leaderboard]`` table."""
-    spec = protocol.get("leaderboard") or {}
-    return spec.get("metric") or protocol["metrics"][0], spec.get("by", "drift")
-
-
 def standing(
     df: pd.DataFrame,
     protocol: dict[str, Any],

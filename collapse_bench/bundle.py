@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from collapse_bench.boards import ranking_of
+from collapse_bench import views
 from collapse_bench.errors import UserError
 from collapse_bench.store import RunDir
 
@@ -171,11 +171,6 @@ def _run_info(run: RunDir, manifest: dict[str, Any]) -> RunInfo:
     )
 
 
-def _columns(manifest: dict[str, Any]) -> list[str]:
-    """The values a leaderboard shows beside the ranking value: those the run's metrics declare headline."""
-    return [v for _, values in manifest.get("headline", []) for v in values]
-
-
 def export(paths: Sequence[Path | str]) -> Bundle:
     """One bundle from the runs at or below ``paths``; a damaged run is skipped with a warning.
 
@@ -213,13 +208,8 @@ def export(paths: Sequence[Path | str]) -> Bundle:
             samples[(rec["model"], rec["mixer"], rec["seed"], rec["generation"])] = rows
     if not runs:
         raise UserError("no readable run to export", "point at run directories that `collapse-bench run` finished")
-    first = manifests[0]
+    first = views.merge(manifests)  # the first run's protocol, every run's values and headline values
     settings = {k: v for k, v in first["protocol"].items() if k not in ("source",)}
-    directions: dict[str, str] = {}
-    columns: list[str] = []
-    for m in manifests:
-        directions.update(m.get("directions", {}))
-        columns += [c for c in _columns(m) if c not in columns]
     cell = ("model", "mixer", "seed", "generation")
     return Bundle(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -227,9 +217,9 @@ def export(paths: Sequence[Path | str]) -> Bundle:
         protocol=ProtocolInfo(
             name=settings["name"], version=settings["version"], fingerprint=first["fingerprint"], settings=settings
         ),
-        directions=directions,
-        ranking=ranking_of(first["protocol"])[0],
-        columns=columns,
+        directions=first["directions"],
+        ranking=views.ranking(first),
+        columns=views.columns(first),
         runs=runs,
         records=[Record(**dict(zip(cell, k, strict=True)), scores=v) for k, v in sorted(records.items())],
         samples=[Samples(**dict(zip(cell, k, strict=True)), rows=v) for k, v in sorted(samples.items())],

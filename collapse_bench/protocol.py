@@ -87,6 +87,9 @@ class Defaults:
     mixers: tuple[str, ...]
 
 
+#: ``[leaderboard]`` fields that only say how results are shown or published: outside the fingerprint.
+PRESENTATION = ("columns", "reference", "min_seeds", "thresholds", "distribution")
+
 #: Fields that decide what a result means; with the major version, the fingerprint hashes these.
 RESULT_SHAPING = ("name", "dataset", "data", "generations", "samples", "metrics", "decoding", "training", "leaderboard")
 
@@ -144,7 +147,8 @@ class Protocol:
         """
         d = self.to_dict()
         shaping = {key: d[key] for key in RESULT_SHAPING} | {"major": self.major}
-        shaping["leaderboard"].pop("columns")  # which values are shown beside the ranking changes no result
+        for key in PRESENTATION:  # how results are shown or published changes no result
+            shaping["leaderboard"].pop(key)
         return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def override(self, **changes: Any) -> Protocol:
