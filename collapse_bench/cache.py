@@ -181,6 +181,8 @@ class Cache:
                 meta = unseal(meta_path.read_text(encoding="utf-8"))
             except ValueError as exc:
                 raise ValueError(f"meta.json: {exc}") from None
+            if meta.get("key") != key:  # a sealed entry of another step, copied or moved here
+                raise ValueError("meta.json belongs to another step")
             bad = [name for name, h in meta["files"].items() if _file_hash(path / name) != h]
             if bad:
                 raise ValueError(f"{bad[0]} does not match its recorded hash")
@@ -240,7 +242,10 @@ class Cache:
         """Every metric's scores stored for step ``key``; a damaged file is reported and removed."""
         path = self._dir(key) / "scores.json"
         try:
-            scores = unseal(path.read_text(encoding="utf-8"))["metrics"]
+            sealed = unseal(path.read_text(encoding="utf-8"))
+            if sealed.get("key") != key:  # another step's file, copied here: its hash still holds
+                raise ValueError("they belong to another step")
+            scores = sealed["metrics"]
             if not all(isinstance(r, dict) and isinstance(r.get("scores"), dict) for r in scores.values()):
                 raise ValueError("an entry holds no scores")
             return scores
@@ -270,7 +275,7 @@ class Cache:
             with self.lock(key):
                 scores = self._read_scores(key)
                 scores[metric_key] = record
-                write_atomic(folder / "scores.json", seal({"metrics": scores}), durable=False)
+                write_atomic(folder / "scores.json", seal({"key": key, "metrics": scores}), durable=False)
 
     def entries(self) -> list[Path]:
         """Every stored step directory."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -334,3 +335,23 @@ def test_edited_scores_and_step_metadata_are_detected_and_recomputed(tmp_path, r
         return {json.loads(line)["step"]: json.loads(line)["train_rows"] for line in lines}
 
     assert rows("b") == rows("a")
+
+
+def test_a_sealed_file_of_another_step_is_not_taken_for_this_one(tmp_path, reference):
+    """Each sealed file's hash still holds when it is copied: the step it belongs to must match."""
+    cache = tmp_path / "cache"
+    assert cb("run", *GRID, "--run-id", "a", "-q", cwd=tmp_path, cache=cache).returncode == 0
+    steps = sorted((cache / "steps").glob("*/*"))
+    (steps[0] / "scores.json").write_bytes((steps[1] / "scores.json").read_bytes())
+    for name in ("meta.json", "model", "samples.npy"):  # a whole entry copied under another key
+        target, source = steps[2] / name, steps[3] / name
+        if target.is_dir():
+            shutil.rmtree(target)
+            shutil.copytree(source, target)
+        else:
+            target.write_bytes(source.read_bytes())
+    res = cb("run", *GRID, "--run-id", "b", "-q", cwd=tmp_path, cache=cache)
+    assert res.returncode == 0, res.stderr
+    assert f"cached scores of step {steps[0].name[:12]} are damaged (they belong to another step)" in res.stderr
+    assert f"cache entry {steps[2].name[:12]} is damaged (meta.json belongs to another step)" in res.stderr
+    assert scores(tmp_path / "runs" / "b") == reference
