@@ -243,7 +243,9 @@ class Cache:
         path = self._dir(key) / "scores.json"
         try:
             sealed = unseal(path.read_text(encoding="utf-8"))
-            if sealed.get("key") != key:  # another step's file, copied here: its hash still holds
+            if "key" not in sealed:
+                raise ValueError("they do not name their step (an older version wrote them)")
+            if sealed["key"] != key:  # another step's file, copied here: its hash still holds
                 raise ValueError("they belong to another step")
             scores = sealed["metrics"]
             if not all(isinstance(r, dict) and isinstance(r.get("scores"), dict) for r in scores.values()):
