@@ -336,6 +336,8 @@ def cache_prune(cache_dir: Path | None, older_than: float | None, everything: bo
 
     if older_than is None and not everything:
         raise UserError("cache prune needs --older-than DAYS or --all", "say which steps to remove")
+    if older_than is not None and older_than != older_than:  # NaN passes FloatRange and every comparison
+        raise UserError("--older-than nan is not a number of days", "give a number of days, e.g. --older-than 30")
     removed, freed = Cache(cache_dir).prune(None if everything else older_than)
     click.echo(f"removed {removed} step(s), {freed / 2**20:.1f} MiB")
 

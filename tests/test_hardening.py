@@ -418,6 +418,8 @@ BAD = [
     (["leaderboard", "runs", "--out", "empty"], {}, "collapse-bench leaderboard --help"),
     (["cache", "prune", "--older-than", "-1"], {}, "collapse-bench cache prune --help"),
     (["cache", "prune"], {}, "--older-than DAYS or --all"),
+    (["cache", "prune", "--older-than", "nan"], {}, "is not a number of days"),  # it once removed every step
+    (["cache", "prune", "--older-than", "NaN", "--all"], {}, "is not a number of days"),
     (["cache", "frobnicate"], {}, "No such command"),
     (["list", "nope"], {}, "collapse-bench list --help"),
     (["plugins", "--frobnicate"], {}, "No such option"),
