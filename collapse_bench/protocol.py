@@ -19,8 +19,11 @@ from typing import Any, Literal
 
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
-from collapse_bench.settings import build, changed, convert, setting
+from collapse_bench.settings import build, changed, convert, replace, setting
 from collapse_bench.specs import Spec
+
+#: More seeds than any study needs; a larger count is a typo, refused before it is planned.
+MAX_SEEDS = 10_000
 
 
 def _positive(default: Any = dataclasses.MISSING) -> Any:
@@ -40,7 +43,8 @@ class DataSettings:
     #: Test rows; 0 = every block the test documents give.
     test_size: int = _all_or_positive()
     block_tokens: int = _positive(64)
-    vocab_size: int = _positive(4096)
+    #: The run BPE's size; its byte alphabet alone is 256 tokens.
+    vocab_size: int = setting(4096, check=lambda v: v >= 256, allowed="256 or more (the byte alphabet)")
     test_fraction: float = setting(0.1, check=lambda v: 0 < v < 1, allowed="between 0 and 1")
     split_seed: int = setting(0, check=lambda v: v >= 0, allowed="0 or more")
     #: ``fit``: a byte-level BPE of ``vocab_size`` fitted on the training documents, each document
@@ -106,7 +110,8 @@ class Protocol:
     generations: int = setting(check=lambda v: v >= 2, allowed="2 or more: collapse needs a chain")
     #: Synthetic rows per generation; 0 = one per training row (set once the data is loaded).
     samples: int = setting(check=lambda v: v >= 0, allowed="0 (one per training row) or more")
-    seeds: int = _positive()
+    #: Bounded so a mistyped count is refused before anything is planned (each seed is a chain).
+    seeds: int = setting(check=lambda v: 1 <= v <= MAX_SEEDS, allowed=f"from 1 to {MAX_SEEDS:,}")
     metrics: tuple[str, ...]
     models: tuple[str, ...]
     mixers: tuple[str, ...]
@@ -160,7 +165,7 @@ class Protocol:
         recorded.update(
             {k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Spec) else v for k, v in changes.items()}
         )
-        return dataclasses.replace(self, overrides=recorded, **changes)
+        return replace(self, f"protocol {self.name!r}", overrides=recorded, **changes)
 
 
 def variant_of(overrides: Mapping[str, Any]) -> dict[str, Any]:

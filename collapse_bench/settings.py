@@ -104,12 +104,21 @@ def build(cls: type, table: Mapping[str, Any], where: str, *, lenient: bool = Fa
                 raise ConfigError(f"{where} has no field {key!r}", f"add `{key} = ...` (see docs/protocol.md)")
             continue
         subject = f"{where} [{key}]" if dataclasses.is_dataclass(hints[key]) else f"{where} setting {key!r}"
-        value = convert(table[key], hints[key], subject, lenient=lenient)
-        check = f.metadata.get("check")
-        if check is not None and value is not None and not check(value):
-            raise ConfigError(f"{where} setting {key!r} is {value!r}", f"give a value {f.metadata['allowed']}")
-        values[key] = value
+        values[key] = _in_range(f, convert(table[key], hints[key], subject, lenient=lenient), where)
     return cls(**values)
+
+
+def _in_range(f: dataclasses.Field, value: Any, where: str) -> Any:
+    check = f.metadata.get("check")
+    if check is not None and value is not None and not check(value):
+        raise ConfigError(f"{where} setting {f.name!r} is {value!r}", f"give a value {f.metadata['allowed']}")
+    return value
+
+
+def replace(settings: Any, where: str, **changes: Any) -> Any:
+    """A copy of a settings dataclass with ``changes`` (already typed), range-checked like :func:`build`."""
+    fields = {f.name: f for f in dataclasses.fields(settings)}
+    return dataclasses.replace(settings, **{k: _in_range(fields[k], v, where) for k, v in changes.items()})
 
 
 def changed(settings: Any) -> dict[str, Any]:

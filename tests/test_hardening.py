@@ -397,6 +397,9 @@ BAD = [
     (["run", "--out", "afile"], {}, "collapse-bench run --help"),
     (["run", "-p", "smoke", "--generations", "100000000", "--seeds", "1000"], {}, "of memory"),
     (["run", "--generations", "1"], {}, "collapse-bench run --help"),
+    (["run", "-p", "smoke", "--seeds", "99999999999999999999"], {}, "setting 'seeds' is 99999999999999999999"),
+    (["run", "-p", "smoke", "--set", "seeds=9999999999"], {}, "from 1 to 10,000"),
+    (["run", "-p", "smoke", "--set", "data.vocab_size=1"], {}, "256 or more"),
     (
         ["run", "-p", "p.toml"],
         {"p.toml": protocol("generations = 3", "generations = 1")},
