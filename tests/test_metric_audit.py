@@ -6,7 +6,10 @@ code: token NLLs by torch cross-entropy over each model's full next-token distri
 categorical and Gaussian models re-estimated from their training sets, which under ``replace``
 are the previous generation's samples), n-grams as Python tuples in sets, counts with
 ``collections.Counter``, the median and percentiles by ``numpy``, and W2 between 1-D Gaussians by
-its closed form. Each value must agree to floating-point precision.
+its closed form; the metrics added since (zipf, self-bleu, paper-perplexity, reference-perplexity
+with skip_first) by ``scipy.stats.linregress`` over the counts, sacrebleu's own ``sentence_score``
+of each sampled row against the others, per-batch torch cross-entropy and by hand. Each value must
+agree to floating-point precision.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sacrebleu.metrics import BLEU
+from scipy.stats import linregress
 
 from collapse_bench.builtin.models.ngram import NgramModel
 from collapse_bench.cache import Cache
@@ -32,11 +37,18 @@ from collapse_bench.testing import run_protocol
 REL = 1e-12
 
 
-def run(tmp_path: Path, protocol: str, models: list[str], **overrides) -> tuple[RealData, list[dict], Cache]:
-    """Run ``protocol`` under ``replace`` through the harness; its real data, records and cache."""
+def run(
+    tmp_path: Path, protocol: str, models: list[str], metrics: tuple[str, ...] = (), **overrides
+) -> tuple[RealData, list[dict], Cache]:
+    """Run ``protocol`` under ``replace`` through the harness (its own metrics, or ``metrics``).
+
+    Returns its real data, records and cache.
+    """
     out = tmp_path / protocol
-    run_protocol(out, protocol, models, ["replace"], **overrides)
-    plan = make_plan(get_registry(), get_registry().protocol(protocol).override(**overrides), models, ["replace"], [])
+    run_protocol(out, protocol, models, ["replace"], metrics, **overrides)
+    plan = make_plan(
+        get_registry(), get_registry().protocol(protocol).override(**overrides), models, ["replace"], metrics
+    )
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     return load_data(plan), records, Cache(out / "cache")
 
@@ -125,6 +137,52 @@ def test_every_text_metric_agrees_with_an_independent_computation_on_a_smoke_run
         assert set(expected) == set(record["scores"])  # every value of every built-in text metric
         for name, value in expected.items():
             assert record["scores"][name] == pytest.approx(value, rel=REL, abs=1e-15), (model, g, name)
+
+
+def zipf_of(rows: np.ndarray, types: int = 1000) -> float:
+    """Minus the slope of the least-squares line of log count on log rank, over the most frequent types."""
+    counts = sorted(Counter(rows.ravel().tolist()).values(), reverse=True)[:types]
+    return -linregress(np.log(np.arange(1, len(counts) + 1)), np.log(counts)).slope
+
+
+ADDED = ("zipf", "self-bleu:rows=16", "paper-perplexity:batch_size=5", "reference-perplexity:skip_first=true")
+
+
+def test_the_metrics_added_since_the_audit_agree_with_independent_computations_on_a_smoke_run(tmp_path):
+    models = ["ngram", "categorical"]
+    real, records, cache = run(tmp_path, "smoke", models, ADDED, generations=2, samples=64)
+    assert len(records) == 4 and len(real.test) % 5 != 0  # a smaller last batch, weighed like a full one
+    vocab, real_zipf = real.vocab_size, zipf_of(real.train)
+    finite = 0
+    for record in records:
+        model, g = record["model"], record["generation"]
+        step, samples = cache.load_step(record["step"]), cache.load_step(record["step"]).samples
+        training = real.train if g == 0 else samples_of(cache, records, model, g - 1)
+        base = cache.load_step(next(r for r in records if r["model"] == model and r["generation"] == 0)["step"])
+        expected = {"zipf": zipf_of(samples)}
+        expected["zipf.gap"] = abs(expected["zipf"] - real_zipf)
+
+        chosen = [samples[i * len(samples) // 16] for i in range(16)]  # the documented even spacing, k = 16
+        texts = [real.tokenizer.decode(row.tolist()) for row in chosen]
+        bleu = BLEU(effective_order=True)
+        scores = [bleu.sentence_score(t, texts[:i] + texts[i + 1 :]).score for i, t in enumerate(texts)]
+        expected["self-bleu"] = np.mean(scores) / 100
+
+        test_nll = token_nll(next_token_logprobs(model, step.model_dir, training, vocab, real.test), real.test)
+        batches = [test_nll[i : i + 5, 1:].mean() for i in range(0, len(test_nll), 5)]
+        expected["paper-perplexity"] = math.exp(sum(batches) / len(batches))
+        finite += math.isfinite(expected["paper-perplexity"])
+
+        base_nll = token_nll(next_token_logprobs(model, base.model_dir, real.train, vocab, samples), samples)
+        row_ppl = [math.exp(sum(row[1:]) / (len(row) - 1)) for row in base_nll.tolist()]  # tokens 1..L-1
+        expected["reference-perplexity.mean"] = sum(row_ppl) / len(row_ppl)
+        expected["reference-perplexity.p50"] = np.median(row_ppl)
+        expected["reference-perplexity.p05"], expected["reference-perplexity.p95"] = np.percentile(row_ppl, [5, 95])
+
+        assert set(expected) == set(record["scores"])
+        for name, value in expected.items():
+            assert record["scores"][name] == pytest.approx(value, rel=REL, abs=1e-15), (model, g, name)
+    assert finite == 2  # the n-gram model's paper perplexity is a number, not only the categorical's inf
 
 
 def test_the_variance_metric_agrees_with_the_gaussian_closed_forms_on_a_theory_run(tmp_path):
