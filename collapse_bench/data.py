@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from collapse_bench.components import RealData
 from collapse_bench.errors import DataError
+from collapse_bench.hub import require_hub
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -100,6 +102,8 @@ def pretrained_tokenizer(path: str) -> Any:
     """A pretrained fast tokenizer (hub id or directory), as ``transformers`` loads it."""
     from transformers import AutoTokenizer
 
+    if not Path(path).expanduser().is_dir():
+        require_hub(f"[data] tokenizer {path!r}")
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:

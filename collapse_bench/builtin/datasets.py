@@ -13,6 +13,7 @@ from collapse_bench import hookimpl
 from collapse_bench.builtin import textfiles
 from collapse_bench.components import Dataset
 from collapse_bench.errors import ConfigError, DataError
+from collapse_bench.hub import require_hub
 
 _SPEAKER = re.compile(r"^\*\*[^*]+\*\*$")
 #: Stage directions: italics, which may span lines, and bracketed asides such as ``__\[Awaking]_``.
@@ -199,6 +200,8 @@ class HubDataset(Dataset):
         _quiet_hub()
         import datasets
 
+        if not Path(self.path).expanduser().exists():
+            require_hub(f"hf dataset {self.path!r}")
         try:
             ds = datasets.load_dataset(self.path, self.config, split=split)
         except Exception as exc:  # network, missing config or split, unreadable files

@@ -38,6 +38,7 @@ from collapse_bench.components import FitContext, SampleContext
 from collapse_bench.data import token_bytes
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
+from collapse_bench.hub import require_hub
 
 if TYPE_CHECKING:
     from collapse_bench.protocol import Protocol
@@ -71,11 +72,13 @@ def row_text(pieces: list[bytes]) -> tuple[str, np.ndarray]:
 def hub_revision(repo_id: str) -> str:
     """The commit hash the hub name ``repo_id`` resolves to, the version transformers will load.
 
-    Asked of the hub when it is reachable; otherwise (offline, or ``HF_HUB_OFFLINE`` set) the
-    commit of the snapshot in the local hub cache, which is what transformers loads offline.
+    Asked of the hub (refused at once when it is unreachable, see :func:`require_hub`); with
+    ``HF_HUB_OFFLINE`` set, or when the hub will not say, the commit of the snapshot in the local
+    hub cache, which is what transformers loads offline.
     """
     from huggingface_hub import HfApi, constants, snapshot_download
 
+    require_hub(f"hf model {repo_id!r}")
     if not constants.HF_HUB_OFFLINE:
         try:
             return HfApi().model_info(repo_id).sha
@@ -119,6 +122,8 @@ class HfModel(TorchLM):
 
     def _load(self, what: str, loader: Any) -> Any:
         """Call a transformers loader on ``path``; a path it cannot reach is a configuration error."""
+        if not Path(self.path).expanduser().is_dir():
+            require_hub(f"hf model {self.path!r}")
         try:
             return loader(self.path)
         except (OSError, ValueError) as exc:
