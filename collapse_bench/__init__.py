@@ -29,6 +29,8 @@ from collapse_bench.components import (
     Model,
     RealData,
     SampleContext,
+    Verifier,
+    VerifyContext,
 )
 from collapse_bench.decoding import Decoding
 from collapse_bench.engine.driver import RunResult, run
@@ -55,6 +57,8 @@ __all__ = [
     "RunConfig",
     "RunResult",
     "SampleContext",
+    "Verifier",
+    "VerifyContext",
     "__version__",
     "hookimpl",
     "load_results",

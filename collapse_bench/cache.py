@@ -15,6 +15,7 @@ in the temporary directory)::
     steps/<k[:2]>/<key>/samples.npy     S_g
     steps/<k[:2]>/<key>/model/...       whatever Model.save wrote
     steps/<k[:2]>/<key>/scores.json     every metric's scores of this step, one entry per metric key
+    steps/<k[:2]>/<key>/candidates/<n>.npy  n candidates drawn from a shared generation 0
 
 Every entry is written into a temporary directory and renamed into place, so a killed process
 leaves either a whole entry or none. ``meta.json`` and ``scores.json`` carry the SHA-256 of their
@@ -278,6 +279,36 @@ class Cache:
                 scores = self._read_scores(key)
                 scores[metric_key] = record
                 write_atomic(folder / "scores.json", seal({"key": key, "metrics": scores}), durable=False)
+
+    def load_candidates(self, key: str, n: int) -> np.ndarray | None:
+        """Extra candidates drawn from the model of step ``key`` (``n`` rows), or ``None``."""
+        path = self._dir(key) / "candidates" / f"{n}.npy"
+        try:
+            return np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            self.log(f"cached candidates {path.name} of step {key[:12]} are damaged ({exc}); redrawing")
+            path.unlink(missing_ok=True)
+            return None
+
+    def store_candidates(self, key: str, n: int, rows: np.ndarray) -> None:
+        """Keep ``n`` candidates drawn from the model of step ``key`` beside its own samples.
+
+        Generation 0 is shared by every mixer; a mixer that over-generates draws its candidates
+        from that shared model, and another mixer asking for as many reuses them.
+        """
+        folder = self._dir(key) / "candidates"
+        with writing("cache folder", self.root):
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{n}-", suffix=".npy")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    np.save(fh, rows, allow_pickle=False)
+                os.replace(tmp, folder / f"{n}.npy")
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     def entries(self) -> list[Path]:
         """Every stored step directory."""

@@ -1,4 +1,4 @@
-"""The component contract: what a dataset, model, mixer and metric must provide.
+"""The component contract: what a dataset, model, mixer, verifier and metric must provide.
 
 Plugins register subclasses of these classes (see :mod:`collapse_bench.hookspecs`). The harness
 instantiates a component with the keyword parameters of a SPEC (``ngram:order=3``); the
@@ -85,6 +85,15 @@ class Dataset(Component):
 
     modality: ClassVar[Modality]
 
+    def truth(self) -> dict[str, np.ndarray]:
+        """Known parameters of the distribution the rows come from, for synthetic datasets.
+
+        Metrics and verifiers that measure distance to the truth (``regression.error`` needs the
+        true coefficients ``w``) read them from :attr:`RealData.truth`. Real-world data knows
+        none: the default is empty.
+        """
+        return {}
+
     @abstractmethod
     def load(self) -> list[str] | np.ndarray:
         """Return the whole dataset in a fixed order.
@@ -135,6 +144,8 @@ class RealData:
     notes: list[str] = field(default_factory=list)
     #: Rows of the dataset's own validation split (text), for best-epoch selection; else ``None``.
     validation: np.ndarray | None = None
+    #: Known parameters of a synthetic dataset (``Dataset.truth``), e.g. regression coefficients ``w``.
+    truth: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def vocab_size(self) -> int | None:
@@ -275,7 +286,8 @@ class MixContext:
     """What a mixer sees when it builds the training set of ``generation``."""
 
     real: RealData
-    #: Synthetic sets ``[S_0, ..., S_{generation-1}]``, oldest first.
+    #: Synthetic sets ``[S_0, ..., S_{generation-1}]``, oldest first: each generation's candidates,
+    #: ``Mixer.candidates(sample_size)`` rows drawn from the model of that generation.
     history: list[np.ndarray]
     #: The generation whose training set is being built (at least 1).
     generation: int
@@ -284,17 +296,64 @@ class MixContext:
     sample_size: int
     #: Total number of generations in the chain (for mixers that reserve data up front).
     generations: int
+    #: Verifier scores of the candidates, by the verifier SPEC the mixer declared in
+    #: :meth:`Mixer.verifiers`: one array of shape ``(len(history[j]),)`` per generation ``j``,
+    #: computed when ``history[j]`` was drawn, with that generation's model as ``VerifyContext.model``.
+    scores: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
 class Mixer(Component):
-    """Builds D_{g+1} from the real training data and the synthetic history."""
+    """Builds D_{g+1} from the real training data and the synthetic history.
+
+    A curation mixer asks each generation for more candidates than it keeps
+    (:meth:`candidates`) and names the verifiers whose scores it selects by (:meth:`verifiers`).
+    """
 
     @abstractmethod
     def mix(self, ctx: MixContext) -> np.ndarray:
         """Return the training rows of generation ``ctx.generation``."""
 
+    def candidates(self, sample_size: int) -> int:
+        """Rows to draw from each generation's model: ``sample_size`` (the protocol's) unless over-generating."""
+        return sample_size
+
+    def verifiers(self) -> tuple[str, ...]:
+        """Verifier SPECs whose scores of every candidate this mixer reads from ``MixContext.scores``."""
+        return ()
+
     def check_data(self, real: RealData, protocol: Protocol) -> None:
         """Refuse real data too small for this mixer under ``protocol`` (``DataError``)."""
+
+
+@dataclass
+class VerifyContext:
+    """What a verifier sees when it scores the candidates one generation drew."""
+
+    #: M_g, the model that drew the candidates.
+    model: Model
+    #: M_0, the generation-0 model of the same chain.
+    base: Model
+    real: RealData
+    generation: int
+
+
+class Verifier(Component):
+    """Scores candidate synthetic rows, one float per row, higher = keep.
+
+    Like a metric, a verifier declares the data modalities it applies to and the model
+    capabilities it needs, and the run refuses a mismatch before anything is trained. An
+    instance lives for a whole run, so anything fitted on the real data (a reference model, a
+    target) can be computed once and kept on ``self``.
+    """
+
+    #: Modalities this verifier applies to.
+    modalities: ClassVar[frozenset[str]]
+    #: Model capabilities (of M_g and M_0) this verifier needs (:data:`LOGLIK`, :data:`MOMENTS`).
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def score(self, rows: np.ndarray, ctx: VerifyContext) -> np.ndarray:
+        """One finite float per row, shape ``(len(rows),)``; higher means more worth keeping."""
 
 
 @dataclass

@@ -244,4 +244,5 @@ def prepare(dataset: Dataset, protocol: Protocol, progress: Callable[[str], None
     real.source = {**source, **real.source}
     for part in ("train", "test", "pool"):
         real.hashes[part] = _digest(np.ascontiguousarray(getattr(real, part)).tobytes())
+    real.truth = {k: np.asarray(v) for k, v in dataset.truth().items()}
     return real

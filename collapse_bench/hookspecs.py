@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pluggy
 
-from collapse_bench.components import Component, Dataset, Metric, Mixer, Model
+from collapse_bench.components import Component, Dataset, Metric, Mixer, Model, Verifier
 
 hookspec = pluggy.HookspecMarker("collapse_bench")
 #: Decorator for plugin hook implementations (re-exported as ``collapse_bench.hookimpl``).
@@ -37,6 +37,7 @@ KINDS: dict[str, type[Component] | None] = {
     "model": Model,
     "mixer": Mixer,
     "metric": Metric,
+    "verifier": Verifier,
     "protocol": None,
 }
 #: The hook that registers each kind.
@@ -112,6 +113,34 @@ def register_metrics(register: Callable[[type[Metric]], None]) -> None:
         @hookimpl
         def register_metrics(register):
             register(SelfBleu)
+    """
+
+
+@hookspec
+def register_verifiers(register: Callable[[type[Verifier]], None]) -> None:
+    """Register verifiers: scorers of candidate synthetic rows that curation mixers select by.
+
+    :param register: call with each :class:`~collapse_bench.components.Verifier` subclass. Its
+        ``modalities`` and ``requires`` (model capabilities such as ``loglik``) are checked
+        against the run's data and models before anything is trained; ``score`` returns one
+        finite float per row, higher = keep. Mixers name verifiers by SPEC, e.g.
+        ``select:verifier=short-rows,keep=0.5``.
+
+    Example::
+
+        from collapse_bench import Verifier, hookimpl
+
+        class ShortRows(Verifier):
+            "Prefers vectors of small norm."
+            name = "short-rows"
+            modalities = frozenset({"vector"})
+
+            def score(self, rows, ctx):
+                return -np.linalg.norm(rows, axis=1)
+
+        @hookimpl
+        def register_verifiers(register):
+            register(ShortRows)
     """
 
 

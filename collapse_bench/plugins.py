@@ -37,6 +37,7 @@ BUILTIN_PLUGINS = (
     "collapse_bench.builtin.models",
     "collapse_bench.builtin.mixers",
     "collapse_bench.builtin.metrics",
+    "collapse_bench.builtin.verifiers",
     "collapse_bench.builtin.protocols",
 )
 
@@ -179,7 +180,7 @@ def _hint(message: str) -> str:
 
 
 class Registry:
-    """Every dataset, model, mixer, metric and protocol the loaded plugins provide."""
+    """Every dataset, model, mixer, metric, verifier and protocol the loaded plugins provide."""
 
     def __init__(
         self, pm: pluggy.PluginManager, plugins: list[PluginInfo] | None = None, problems: Problems | None = None
@@ -286,7 +287,7 @@ class Registry:
         return load_protocol_file(path, sets)
 
     def component(self, kind: str, name: str) -> type[Component]:
-        """The registered class of a dataset, model, mixer or metric."""
+        """The registered class of a dataset, model, mixer, metric or verifier."""
         return self.get(kind, name).obj
 
 

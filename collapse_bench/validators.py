@@ -1,7 +1,7 @@
 """What a plugin's components may hand back to the harness: every rule, written once.
 
-The harness checks every output of a model (``sample``, ``nll``, ``moments``), a mixer (``mix``)
-and a metric (``compute``) with these functions while a run executes, and
+The harness checks every output of a model (``sample``, ``nll``, ``moments``), a mixer (``mix``),
+a verifier (``score``) and a metric (``compute``) with these functions while a run executes, and
 :mod:`collapse_bench.contract` runs the same functions for plugin authors, so a rule cannot hold in
 one place and be missing in the other. A broken rule raises :class:`~collapse_bench.errors.PluginError`
 naming the component (``who``), what it returned, the rule, and the fix; at run time that fails
@@ -100,6 +100,16 @@ VALUES_NUMBERS = Rule(
     "every value is a real number; inf is allowed, NaN is not",
     "return a float per output, and refuse inputs it cannot score with a clear error",
 )
+SCORES_SHAPE = Rule(
+    "verifier score()",
+    "score(rows) is a numeric array of one value per row, shape (rows,)",
+    "return an np.ndarray with a score for each row",
+)
+SCORES_NAN = Rule(
+    "verifier score()",
+    "a score is never NaN (-inf, for a row never worth keeping, is allowed)",
+    "return -inf for rows that must not be kept",
+)
 
 #: Every rule, in the order the docs list them.
 RULES: tuple[Rule, ...] = (
@@ -119,6 +129,8 @@ RULES: tuple[Rule, ...] = (
     MOMENTS_FINITE,
     MOMENTS_COVARIANCE,
     MOMENTS_BASE_VARIANCE,
+    SCORES_SHAPE,
+    SCORES_NAN,
     VALUES_NAMES,
     VALUES_NUMBERS,
 )
@@ -229,6 +241,16 @@ def _check_covariance(cov: np.ndarray, who: str) -> None:
     lowest = float(np.linalg.eigvalsh(cov).min()) if cov.size else 0.0
     if lowest < -_COVARIANCE_RTOL * scale:
         raise MOMENTS_COVARIANCE.refuse(who, "moments()", f"a covariance with eigenvalue {lowest:.6g} < 0")
+
+
+def verifier_scores(out: Any, rows: int, who: str) -> np.ndarray:
+    """What ``Verifier.score(rows, ctx)`` returned, checked: one number per row, none NaN."""
+    if not isinstance(out, np.ndarray) or out.dtype.kind not in "iuf" or out.shape != (rows,):
+        got = f"a {out.dtype} array of shape {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise SCORES_SHAPE.refuse(who, "score()", f"{got} for {rows} rows, expected ({rows},)")
+    if np.isnan(out).any():
+        raise SCORES_NAN.refuse(who, "score()", f"NaN for {_count(np.isnan(out), 'rows')}")
+    return out.astype(np.float64)
 
 
 def metric_values(values: Any, outputs: Mapping[str, Any], who: str) -> dict[str, float]:

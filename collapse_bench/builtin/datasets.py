@@ -1,4 +1,4 @@
-"""Built-in datasets: Shakespeare (embedded, offline), local files, Hugging Face datasets, normal draws."""
+"""Built-in datasets: Shakespeare (offline), local files, Hugging Face datasets, normal and linear-model draws."""
 
 from __future__ import annotations
 
@@ -220,22 +220,73 @@ class HubDataset(Dataset):
 
 
 class Normal(Dataset):
-    """Seeded draws from a d-dimensional normal distribution, for the theory protocol."""
+    """Seeded draws from a d-dimensional normal distribution, for the theory protocols."""
 
     name = "normal"
     modality = "vector"
 
-    def __init__(self, *, dim: int = 1, n: int = 100_000, mean: float = 0.0, std: float = 1.0, seed: int = 0) -> None:
-        """``n`` rows of ``dim`` independent coordinates, each N(``mean``, ``std``²), drawn with ``seed``."""
+    def __init__(
+        self,
+        *,
+        dim: int = 1,
+        n: int = 100_000,
+        mean: float = 0.0,
+        std: float = 1.0,
+        correlated: bool = False,
+        seed: int = 0,
+    ) -> None:
+        """``n`` rows of ``dim`` independent coordinates, each N(``mean``, ``std``²), drawn with ``seed``;
+        ``correlated``: instead mean mu* ~ N(0, I) and covariance A A^T + 0.1 I with A ~ N(0, 1)^(dim x dim)
+        (Qiao et al.'s Gaussian setting), also drawn with ``seed``."""
         if dim < 1 or n < 1 or std <= 0:
             raise ConfigError(f"normal got dim={dim}, n={n}, std={std}", "use dim >= 1, n >= 1 and std > 0")
-        self.dim, self.n, self.mean, self.std, self.seed = dim, n, mean, std, seed
+        self.dim, self.n, self.mean, self.std, self.correlated, self.seed = dim, n, mean, std, correlated, seed
+
+    def truth(self) -> dict[str, np.ndarray]:
+        """The true mean and covariance."""
+        if not self.correlated:
+            return {"mean": np.full(self.dim, self.mean), "cov": np.eye(self.dim) * self.std**2}
+        rng = np.random.default_rng([self.seed, 1])
+        a = rng.standard_normal((self.dim, self.dim))
+        return {"mean": rng.standard_normal(self.dim), "cov": a @ a.T + 0.1 * np.eye(self.dim)}
 
     def load(self) -> np.ndarray:
-        return np.random.default_rng(self.seed).normal(self.mean, self.std, size=(self.n, self.dim))
+        rng = np.random.default_rng(self.seed)
+        if not self.correlated:
+            return rng.normal(self.mean, self.std, size=(self.n, self.dim))
+        truth = self.truth()
+        return rng.multivariate_normal(truth["mean"], truth["cov"], size=self.n, method="eigh")
+
+
+class Linear(Dataset):
+    """Rows (x, y) of a linear model y = x . w* + noise, for the regression theory (Gerstgrasser et al. 2024).
+
+    Each row is ``dim`` features followed by the label: ``x ~ N(0, I)``, ``w* ~ N(0, I)`` and
+    noise ``N(0, sigma^2)``, all drawn with ``seed``. The rows of the training split are the fixed
+    design X of the theory; ``truth()`` gives ``w`` and ``sigma``.
+    """
+
+    name = "linear"
+    modality = "vector"
+
+    def __init__(self, *, dim: int = 10, n: int = 10_000, sigma: float = 1.0, seed: int = 0) -> None:
+        """``dim`` features, ``n`` rows, label noise of standard deviation ``sigma``."""
+        if dim < 1 or n < 1 or sigma <= 0:
+            raise ConfigError(f"linear got dim={dim}, n={n}, sigma={sigma}", "use dim >= 1, n >= 1 and sigma > 0")
+        self.dim, self.n, self.sigma, self.seed = dim, n, sigma, seed
+
+    def truth(self) -> dict[str, np.ndarray]:
+        """The true coefficients ``w`` and the noise level ``sigma``."""
+        return {"w": np.random.default_rng([self.seed, 1]).standard_normal(self.dim), "sigma": np.array(self.sigma)}
+
+    def load(self) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        x = rng.standard_normal((self.n, self.dim))
+        y = x @ self.truth()["w"] + self.sigma * rng.standard_normal(self.n)
+        return np.column_stack([x, y])
 
 
 @hookimpl
 def register_datasets(register):
-    for cls in (Shakespeare, TextFiles, HubDataset, Normal):
+    for cls in (Shakespeare, TextFiles, HubDataset, Normal, Linear):
         register(cls)

@@ -2,15 +2,25 @@
 
 Every mixer returns the training rows of generation g+1 from the real training rows and the
 synthetic sets S_0..S_g. ``n`` below is the protocol's ``samples`` (synthetic rows per generation).
+
+Curation (``select``) is selection after sampling, by a verifier's score of each candidate; it
+differs from sampling bias, which is a decoding setting (``temperature``, ``top_k``, ``top_p``)
+that changes the distribution each row is drawn from. Both favour likely rows when the verifier
+is ``model-likelihood``, but selection draws more candidates than it keeps and can use any
+scorer, including ones that never saw the synthetic data.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Literal
 
 import numpy as np
 
 from collapse_bench import hookimpl
 from collapse_bench.components import MixContext, Mixer
 from collapse_bench.errors import ConfigError, DataError
+from collapse_bench.specs import Spec
 
 
 def _fraction(value: float, mixer: str) -> float:
@@ -113,7 +123,71 @@ class FreshReal(Mixer):
             )
 
 
+def over(sample_size: int, factor: float) -> int:
+    """``ceil(factor * sample_size)``, without the float noise that makes ``ceil(100 / 0.1)`` 1001."""
+    exact = factor * sample_size
+    return round(exact) if math.isclose(exact, round(exact)) else math.ceil(exact)
+
+
+class Select(Mixer):
+    """Draw n / keep candidates, keep the n a verifier scores highest (Feng et al. 2024; Qiao et al.).
+
+    ``pool=replace`` trains on the kept rows of the last generation; ``pool=accumulate`` on the
+    real data plus the kept rows of every generation so far. Kept rows stay in the order they
+    were drawn; ties keep the earlier row. With ``keep=1`` it is ``replace`` or ``accumulate``.
+    """
+
+    name = "select"
+
+    def __init__(
+        self,
+        *,
+        verifier: str = "model-likelihood",
+        keep: float = 0.1,
+        pool: Literal["replace", "accumulate"] = "replace",
+    ) -> None:
+        """``verifier``: SPEC of the scorer (quote it if it has parameters); ``keep``: the kept share of the
+        candidates, in (0, 1] (Qiao et al.'s alpha); ``pool``: replace or accumulate the kept rows."""
+        if not 0 < keep <= 1:
+            raise ConfigError(f"select keep is {keep}", "choose keep in (0, 1]: the share of the candidates kept")
+        Spec.parse(verifier)
+        self.verifier, self.keep, self.pool = verifier, keep, pool
+
+    def candidates(self, sample_size: int) -> int:
+        return over(sample_size, 1 / self.keep)
+
+    def verifiers(self) -> tuple[str, ...]:
+        return (self.verifier,)
+
+    def mix(self, ctx: MixContext) -> np.ndarray:
+        scores = ctx.scores[self.verifier]
+        chosen = range(len(ctx.history)) if self.pool == "accumulate" else [len(ctx.history) - 1]
+        kept = []
+        for j in chosen:
+            best = np.argsort(-scores[j], kind="stable")[: ctx.sample_size]
+            kept.append(ctx.history[j][np.sort(best)])
+        return np.concatenate([ctx.real.train, *kept]) if self.pool == "accumulate" else kept[0]
+
+
+class Augment(Mixer):
+    """All real data plus ratio x n fresh synthetic rows of the last generation (Bertrand et al. 2024)."""
+
+    name = "augment"
+
+    def __init__(self, *, ratio: float = 1.0) -> None:
+        """``ratio``: synthetic rows per generation as a multiple of n (their lambda)."""
+        if ratio < 0:
+            raise ConfigError(f"augment ratio is {ratio}", "give ratio >= 0")
+        self.ratio = ratio
+
+    def candidates(self, sample_size: int) -> int:
+        return max(sample_size, over(sample_size, self.ratio))
+
+    def mix(self, ctx: MixContext) -> np.ndarray:
+        return np.concatenate([ctx.real.train, ctx.history[-1][: over(ctx.sample_size, self.ratio)]])
+
+
 @hookimpl
 def register_mixers(register):
-    for cls in (Replace, KeepReal, Accumulate, AccumulateSubsample, FreshReal):
+    for cls in (Replace, KeepReal, Accumulate, AccumulateSubsample, FreshReal, Select, Augment):
         register(cls)

@@ -1,5 +1,5 @@
 """Built-in metrics: test perplexity (ours and the paper's), reference perplexity, tail, repetition, divergence,
-variance, Zipf, Self-BLEU, and any `evaluate` module."""
+variance, Zipf, Self-BLEU, any `evaluate` module, and the regression error."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collapse_bench.builtin.metrics.evaluate_module import EvaluateMetric
 from collapse_bench.builtin.metrics.paper_perplexity import PaperPerplexityMetric
 from collapse_bench.builtin.metrics.perplexity import PerplexityMetric
 from collapse_bench.builtin.metrics.reference_perplexity import ReferencePerplexityMetric
+from collapse_bench.builtin.metrics.regression import RegressionMetric
 from collapse_bench.builtin.metrics.repetition import RepetitionMetric
 from collapse_bench.builtin.metrics.self_bleu import SelfBleuMetric
 from collapse_bench.builtin.metrics.tail import TailMetric
@@ -28,3 +29,4 @@ def register_metrics(register):
     register(ZipfMetric)
     register(SelfBleuMetric)
     register(EvaluateMetric)
+    register(RegressionMetric)

@@ -1,4 +1,4 @@
-"""Built-in models: the paper's two theory cases, a smoothed n-gram model, and transformers.
+"""Built-in models: the theory cases (Gaussian, categorical, linear regression), a smoothed n-gram, transformers.
 
 The transformer modules import torch only when a model trains, samples or loads.
 """
@@ -10,6 +10,7 @@ from collapse_bench.builtin.models.categorical import CategoricalModel
 from collapse_bench.builtin.models.gaussian import GaussianModel
 from collapse_bench.builtin.models.gpt import GptModel, GptSmall, GptTiny
 from collapse_bench.builtin.models.hf import HfModel
+from collapse_bench.builtin.models.linear import LinearRegressionModel
 from collapse_bench.builtin.models.ngram import NgramModel
 
 
@@ -17,6 +18,7 @@ from collapse_bench.builtin.models.ngram import NgramModel
 def register_models(register):
     register(GaussianModel)
     register(CategoricalModel)
+    register(LinearRegressionModel)
     register(NgramModel)
     register(GptModel)
     register(GptTiny)

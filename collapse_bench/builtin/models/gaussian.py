@@ -20,11 +20,14 @@ class GaussianModel(Model):
     modality = "vector"
     capabilities = frozenset({LOGLIK, MOMENTS})
 
-    def __init__(self, *, ddof: int = 0) -> None:
-        """``ddof``: 0 divides the covariance by M (MLE, the paper's theory), 1 by M - 1 (unbiased)."""
+    def __init__(self, *, ddof: int = 0, ridge: float = 0.0) -> None:
+        """``ddof``: 0 divides the covariance by M (MLE, the paper's theory), 1 by M - 1 (unbiased);
+        ``ridge``: added to the covariance's diagonal (Qiao et al. add 1e-6)."""
         if ddof not in (0, 1):
             raise ConfigError(f"gaussian ddof is {ddof}", "use ddof=0 (maximum likelihood) or ddof=1 (unbiased)")
-        self.ddof = ddof
+        if ridge < 0:
+            raise ConfigError(f"gaussian ridge is {ridge}", "give ridge >= 0")
+        self.ddof, self.ridge = ddof, ridge
         self.mean: np.ndarray | None = None
         self.cov: np.ndarray | None = None
 
@@ -32,7 +35,8 @@ class GaussianModel(Model):
         if len(data) <= self.ddof:
             raise ConfigError(f"gaussian got {len(data)} rows", "give the model at least two rows per generation")
         self.mean = data.mean(axis=0)
-        self.cov = np.atleast_2d(np.cov(data, rowvar=False, ddof=self.ddof))
+        cov = np.atleast_2d(np.cov(data, rowvar=False, ddof=self.ddof))
+        self.cov = cov + self.ridge * np.eye(len(cov)) if self.ridge else cov
 
     def check(self, protocol: Protocol) -> None:
         protocol.decoding.ancestral(self.name)
