@@ -2,7 +2,7 @@
 
 Run them from your plugin's tests::
 
-    from collapse_bench.contract import check_metric, check_mixer, check_model
+    from collapse_bench.contract import check_metric, check_mixer, check_model, check_verifier
 
     def test_my_model_obeys_the_contract():
         check_model(MyModel, order=2)
@@ -45,6 +45,8 @@ from collapse_bench.components import (
     Model,
     RealData,
     SampleContext,
+    Verifier,
+    VerifyContext,
 )
 from collapse_bench.data import prepare
 from collapse_bench.errors import PluginError
@@ -153,15 +155,25 @@ def check_model(cls: type[Model], **params: Any) -> Model:
 
 
 def check_mixer(cls: type[Mixer], **params: Any) -> None:
-    """Build a training set twice from the same inputs: valid rows, the same both times."""
+    """Build a training set twice from the same inputs: valid rows, the same both times.
+
+    Each synthetic set of the history has ``candidates(sample_size)`` rows, and every verifier
+    the mixer names gets one score per row (standard normal draws, standing in for a verifier).
+    """
     check_declaration(cls)
     real = real_data("text")
-    history = [real.train[i * ROWS : (i + 1) * ROWS] for i in range(3)]
+    n = cls(**params).candidates(ROWS)
+    assert isinstance(n, int) and n >= ROWS, f"{cls.name}: candidates({ROWS}) must be an int of at least {ROWS}"
+    pick = np.random.default_rng(0)
+    history = [real.train[pick.choice(len(real.train), size=n)] for _ in range(3)]
+    scores = {text: [pick.standard_normal(n) for _ in history] for text in cls(**params).verifiers()}
 
     check_dependencies(cls(**params))
 
     def mix() -> np.ndarray:
-        ctx = MixContext(real, history, generation=3, rng=np.random.default_rng(0), sample_size=ROWS, generations=5)
+        ctx = MixContext(
+            real, history, generation=3, rng=np.random.default_rng(0), sample_size=ROWS, generations=5, scores=scores
+        )
         return cls(**params).mix(ctx)
 
     with _rules():
@@ -196,6 +208,36 @@ def check_metric(cls: type[Metric], model: Model | None = None, **params: Any) -
         values = validators.metric_values(cls(**params).compute(ctx), declared.outputs, f"metric {cls.name!r}")
     assert values == cls(**params).compute(ctx), f"{cls.name}: the same inputs must give the same values"
     return values
+
+
+def check_verifier(cls: type[Verifier], model: Model | None = None, **params: Any) -> np.ndarray:
+    """Score a fitted model's samples twice: one real number per row (no NaN), the same both times.
+
+    ``model`` defaults to the built-in n-gram (text) or Gaussian (vector) model; it serves as
+    both M_g and M_0. Returns the scores for further checks of your own.
+    """
+    check_declaration(cls)
+    assert cls.modalities and cls.modalities <= {"text", "vector"}, f"{cls.name}: modalities are 'text'/'vector'"
+    modality = next(iter(sorted(cls.modalities)))
+    real = real_data(modality)
+    if model is None:
+        from collapse_bench.builtin.models import GaussianModel, NgramModel
+
+        model = check_model(NgramModel if modality == "text" else GaussianModel)
+    missing = cls.requires - model.capabilities
+    assert not missing, f"{cls.name}: requires {sorted(missing)}, which model {model.name!r} does not provide"
+    rows = model.sample(ROWS, _sample_ctx(real, 3, real.train))
+    who = f"model {model.name!r}"
+    ctx = VerifyContext(
+        model=validators.CheckedModel(model, who, real, generation=1),
+        base=validators.CheckedModel(model, who, real, generation=0),
+        real=real,
+        generation=1,
+    )
+    with _rules():
+        scores = validators.verifier_scores(cls(**params).score(rows, ctx), ROWS, f"verifier {cls.name!r}")
+    assert np.array_equal(scores, cls(**params).score(rows, ctx)), f"{cls.name}: the same rows must score the same"
+    return scores
 
 
 def check_dataset(cls: type[Dataset], **params: Any) -> None:

@@ -10,7 +10,10 @@ from collapse_bench.builtin.mixers import Replace
 from collapse_bench.builtin.models.categorical import CategoricalModel
 from collapse_bench.plugins import get_registry
 
-LIGHT = {"model": ["gaussian", "categorical", "ngram"], "dataset": ["shakespeare", "normal"]}
+LIGHT = {
+    "model": ["gaussian", "categorical", "ngram", "linear-regression"],
+    "dataset": ["shakespeare", "normal", "linear"],
+}
 
 
 @pytest.mark.parametrize("name", LIGHT["model"])
@@ -26,6 +29,11 @@ def test_builtin_mixers_obey_the_contract(name):
 @pytest.mark.parametrize("name", [n for n in get_registry().names("metric") if n != "evaluate"])
 def test_builtin_metrics_obey_the_contract(name):  # `evaluate` needs a module: tests/test_evaluate_adapter.py
     contract.check_metric(get_registry().component("metric", name))
+
+
+@pytest.mark.parametrize("name", get_registry().names("verifier"))
+def test_builtin_verifiers_obey_the_contract(name):
+    contract.check_verifier(get_registry().component("verifier", name))
 
 
 @pytest.mark.parametrize("name", LIGHT["dataset"])
