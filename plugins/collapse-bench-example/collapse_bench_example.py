@@ -1,4 +1,4 @@
-"""A complete collapse-bench plugin in one file: a model, a mixer and a metric.
+"""A complete collapse-bench plugin in one file: a model, a mixer, a verifier and a metric.
 
 collapse-bench finds this module through the ``collapse_bench`` entry point in ``pyproject.toml``
 and calls the ``register_*`` hooks at the bottom. Each component is a subclass of a base class
@@ -12,7 +12,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from collapse_bench import HIGHER, FitContext, Metric, MetricContext, MixContext, Mixer, Model, SampleContext, hookimpl
+from collapse_bench import (
+    HIGHER,
+    FitContext,
+    Metric,
+    MetricContext,
+    MixContext,
+    Mixer,
+    Model,
+    SampleContext,
+    Verifier,
+    VerifyContext,
+    hookimpl,
+)
 from collapse_bench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -74,6 +86,22 @@ class KeepLast(Mixer):
         return np.concatenate(ctx.history[-self.k :])
 
 
+class DistinctTokens(Verifier):
+    """Share of distinct tokens in each row: selecting by it keeps varied text and drops loops.
+
+    ``select:verifier=distinct-tokens,keep=0.5`` draws twice the rows and trains on the half that
+    repeats itself least. It needs no model, so it applies to every text model.
+    """
+
+    name = "distinct-tokens"
+    modalities = frozenset({"text"})
+
+    def score(self, rows: np.ndarray, ctx: VerifyContext) -> np.ndarray:
+        ordered = np.sort(rows, axis=1)
+        distinct = 1 + (np.diff(ordered, axis=1) != 0).sum(axis=1)
+        return distinct / rows.shape[1]
+
+
 class TypeTokenRatio(Metric):
     """Distinct token types in the synthetic set S_g divided by its number of tokens.
 
@@ -97,6 +125,11 @@ def register_models(register):
 @hookimpl
 def register_mixers(register):
     register(KeepLast)
+
+
+@hookimpl
+def register_verifiers(register):
+    register(DistinctTokens)
 
 
 @hookimpl

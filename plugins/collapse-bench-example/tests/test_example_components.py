@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from collapse_bench_example import BigramMLE, KeepLast, TypeTokenRatio
+from collapse_bench_example import BigramMLE, DistinctTokens, KeepLast, TypeTokenRatio
 
 from collapse_bench import Decoding, FitContext, MetricContext, MixContext, SampleContext
-from collapse_bench.contract import check_metric, check_mixer, check_model
+from collapse_bench.contract import check_metric, check_mixer, check_model, check_verifier
 from collapse_bench.errors import ConfigError
 from collapse_bench.testing import protocol_with
 
@@ -64,6 +64,11 @@ def test_keep_last_trains_on_the_last_k_synthetic_sets():
         KeepLast(k=0)
 
 
+def test_distinct_tokens_scores_the_share_of_distinct_tokens_per_row():
+    rows = np.array([[1, 1, 1, 1], [1, 2, 1, 2], [4, 3, 2, 1]])
+    assert DistinctTokens().score(rows, None).tolist() == [0.25, 0.5, 1.0]
+
+
 def test_type_token_ratio_is_distinct_tokens_over_tokens():
     ctx = MetricContext(model=None, base=None, real=None, samples=np.array([[1, 1, 2], [2, 3, 3]]), generation=0)
     assert TypeTokenRatio().compute(ctx) == {"type-token-ratio": 0.5}
@@ -74,3 +79,4 @@ def test_the_components_obey_the_collapse_bench_contract():
     model = check_model(BigramMLE)
     check_mixer(KeepLast, k=3)
     check_metric(TypeTokenRatio, model=model)
+    check_verifier(DistinctTokens, model=model)
