@@ -31,7 +31,7 @@ def interval(values: np.ndarray, digits: int = 3) -> str:
     """``mean [low, high]``: the 95% t interval of the mean of ``values``."""
     values = np.asarray(values, dtype=float)
     mean = values.mean()
-    if len(values) < 2 or values.std() == 0:
+    if len(values) < 2 or values.std() <= 1e-12 * abs(mean):
         return f"{mean:.{digits}f}"
     low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=stats.sem(values))
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
