@@ -5,9 +5,10 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from collapse_bench import HIGHER, Dataset, Metric, Mixer, hookimpl, hookspecs
+from collapse_bench import HIGHER, Dataset, Metric, Mixer, Verifier, hookimpl, hookspecs
 from collapse_bench.builtin.mixers import Replace
 from collapse_bench.builtin.models.categorical import CategoricalModel
 from collapse_bench.builtin.protocols import PROTOCOL_DIR
@@ -126,6 +127,16 @@ class TypeTokenRatio(Metric):
         return {"type-token-ratio": len(set(ctx.samples.ravel().tolist())) / ctx.samples.size}
 
 
+class RowLength(Verifier):
+    """Prefers short vectors."""
+
+    name = "row-length"
+    modalities = frozenset({"vector"})
+
+    def score(self, rows, ctx):
+        return -np.linalg.norm(rows, axis=1)
+
+
 class EveryHook:
     """One plugin using every hook, so that each hook is exercised by a test."""
 
@@ -149,6 +160,10 @@ class EveryHook:
         register(TypeTokenRatio)
 
     @hookimpl
+    def register_verifiers(self, register):
+        register(RowLength)
+
+    @hookimpl
     def register_protocols(self, register):
         register(self.protocol)
 
@@ -167,6 +182,7 @@ def test_every_hook_registers_its_components(tmp_path):
         ("model", "unigram"),
         ("mixer", "window"),
         ("metric", "type-token-ratio"),
+        ("verifier", "row-length"),
         ("protocol", "every-hook"),
     ]:
         assert registry.get(kind, name).plugin == "every-hook", kind
