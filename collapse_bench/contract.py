@@ -181,15 +181,21 @@ def check_mixer(cls: type[Mixer], **params: Any) -> None:
     assert np.array_equal(out, mix()), f"{cls.name}: the same rng must give the same training set (use ctx.rng only)"
 
 
-def check_metric(cls: type[Metric], model: Model | None = None, **params: Any) -> dict[str, float]:
-    """Compute on a fitted model of a fitting kind: declared outputs only, real numbers, deterministic."""
+def check_metric(
+    cls: type[Metric], model: Model | None = None, real: RealData | None = None, **params: Any
+) -> dict[str, float]:
+    """Compute on a fitted model of a fitting kind: declared outputs only, real numbers, deterministic.
+
+    ``real`` replaces the ``smoke`` protocol's data, for metrics that need more of it (the true
+    parameters of a synthetic dataset); it must match ``model``'s rows.
+    """
     check_declaration(cls)
     declared = cls(**params)  # outputs may depend on the parameters, so read them from an instance
     assert declared.outputs, f"{cls.name}: declare `outputs`"
     assert all(d in (HIGHER, LOWER) for d in declared.outputs.values()), f"{cls.name}: directions are HIGHER or LOWER"
     assert set(declared.headline) <= set(declared.outputs), f"{cls.name}: `headline` names values not in `outputs`"
     modality = next(iter(sorted(cls.modalities)))
-    real = real_data(modality)
+    real = real or real_data(modality)
     if model is None:
         from collapse_bench.builtin.models import GaussianModel, NgramModel
 

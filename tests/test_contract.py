@@ -26,9 +26,25 @@ def test_builtin_mixers_obey_the_contract(name):
     contract.check_mixer(get_registry().component("mixer", name))
 
 
-@pytest.mark.parametrize("name", [n for n in get_registry().names("metric") if n != "evaluate"])
+@pytest.mark.parametrize("name", [n for n in get_registry().names("metric") if n not in ("evaluate", "regression")])
 def test_builtin_metrics_obey_the_contract(name):  # `evaluate` needs a module: tests/test_evaluate_adapter.py
     contract.check_metric(get_registry().component("metric", name))
+
+
+def test_the_regression_metric_obeys_the_contract_on_data_that_knows_its_coefficients():
+    from collapse_bench.builtin.datasets import Linear
+    from collapse_bench.builtin.metrics.regression import RegressionMetric
+    from collapse_bench.builtin.models.linear import LinearRegressionModel
+    from collapse_bench.data import prepare
+    from collapse_bench.protocol import resolve_protocol
+    from collapse_bench.specs import Spec
+
+    dataset = Linear(dim=2, n=2000)  # rows of width 3, like the contract's vector data
+    real = prepare(dataset, resolve_protocol("smoke").override(dataset=Spec("linear", {"dim": 2, "n": 2000})))
+    model = contract.check_model(LinearRegressionModel)
+    model.fit(real.train, contract._fit_ctx(real, np.random.default_rng(0)))
+    values = contract.check_metric(RegressionMetric, model=model, real=real)
+    assert values["error"] == pytest.approx(np.sum((model.coefficients() - real.truth["w"]) ** 2))
 
 
 @pytest.mark.parametrize("name", get_registry().names("verifier"))
