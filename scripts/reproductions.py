@@ -24,7 +24,6 @@ from scipy import stats
 from collapse_bench import load_results
 from collapse_bench.data import prepare
 from collapse_bench.plugins import get_registry
-from collapse_bench.protocol import resolve_protocol
 
 
 def interval(values: np.ndarray, digits: int = 3) -> str:
@@ -51,7 +50,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 def theory(run: Path) -> str:
     """Shumailov et al.: E[tr Sigma_t / tr Sigma_0] = (1 - 1/M)^t under replace, MLE refits of M points."""
-    m = resolve_protocol("theory").samples
+    m = get_registry().protocol("theory").samples
     c = curves(run, "variance.ratio")
     rows = []
     for t in (1, 5, 10, 20):
@@ -72,7 +71,7 @@ def absorption(run: Path) -> str:
 
 def regression(run: Path) -> str:
     """Gerstgrasser et al. / Dohmatob et al.: error growth sigma^2 tr((X^T X)^-1) per generation."""
-    protocol = resolve_protocol("gerstgrasser2024")
+    protocol = get_registry().protocol("gerstgrasser2024")
     dataset = get_registry().component("dataset", protocol.dataset.name)(**protocol.dataset.params)
     x = prepare(dataset, protocol).train[:, :-1]
     c = float(np.trace(np.linalg.inv(x.T @ x)))  # sigma = 1

@@ -36,11 +36,10 @@ def test_the_regression_metric_obeys_the_contract_on_data_that_knows_its_coeffic
     from collapse_bench.builtin.metrics.regression import RegressionMetric
     from collapse_bench.builtin.models.linear import LinearRegressionModel
     from collapse_bench.data import prepare
-    from collapse_bench.protocol import resolve_protocol
     from collapse_bench.specs import Spec
 
     dataset = Linear(dim=2, n=2000)  # rows of width 3, like the contract's vector data
-    real = prepare(dataset, resolve_protocol("smoke").override(dataset=Spec("linear", {"dim": 2, "n": 2000})))
+    real = prepare(dataset, get_registry().protocol("smoke").override(dataset=Spec("linear", {"dim": 2, "n": 2000})))
     model = contract.check_model(LinearRegressionModel)
     model.fit(real.train, contract._fit_ctx(real, np.random.default_rng(0)))
     values = contract.check_metric(RegressionMetric, model=model, real=real)

@@ -16,7 +16,6 @@ from collapse_bench.components import MixContext
 from collapse_bench.data import RealData, prepare
 from collapse_bench.errors import ConfigError
 from collapse_bench.plugins import Registry, create_plugin_manager, get_registry
-from collapse_bench.protocol import resolve_protocol
 from collapse_bench.runner import make_plan
 
 
@@ -26,7 +25,7 @@ def _curve(df, mixer: str, metric: str):
 
 
 def _real(protocol_name: str) -> RealData:
-    protocol = resolve_protocol(protocol_name)
+    protocol = get_registry().protocol(protocol_name)
     dataset = get_registry().component("dataset", protocol.dataset.name)(**protocol.dataset.params)
     return prepare(dataset, protocol)
 
@@ -155,7 +154,7 @@ PLUGIN = """
 def test_a_verifier_needing_log_likelihoods_is_refused_for_a_model_without_them(tmp_path):
     pm, infos = create_plugin_manager([_loose_plugin(tmp_path / "plugins", PLUGIN)])
     registry = Registry(pm, infos)
-    protocol = resolve_protocol("smoke")
+    protocol = get_registry().protocol("smoke")
     with pytest.raises(ConfigError, match="needs loglik, which model 'no-likelihood' does not provide"):
         make_plan(registry, protocol, ["no-likelihood"], ["select:verifier=base-likelihood,keep=0.5"], ["tail"])
     make_plan(registry, protocol, ["no-likelihood"], ["select:verifier=short,keep=0.5"], ["tail"])  # no loglik needed
