@@ -25,13 +25,15 @@ def plugin(collapse_bench_install):
 
 def test_the_components_are_listed_with_the_distribution_as_origin(plugin, tmp_path):
     listing = plugin.cli("list", cache=tmp_path)
-    for name in ("bigram-mle", "keep-last", "type-token-ratio"):
+    for name in ("bigram-mle", "keep-last", "distinct-tokens", "type-token-ratio"):
         (line,) = [row for row in listing.splitlines() if row.startswith(f"{name} ")]
         assert line.rstrip().endswith("collapse-bench-example 0.1.0")
 
 
-def test_a_smoke_run_uses_all_three_and_repeats_exactly(plugin, tmp_path):
+def test_a_smoke_run_uses_all_four_and_repeats_exactly(plugin, tmp_path):
+    select = "select:verifier=distinct-tokens,keep=0.5"
     args = ["run", "--protocol", "smoke", "--model", "bigram-mle", "--mixer", "keep-last", "--mixer", "replace"]
+    args += ["--mixer", select]
     args += ["--metric", "type-token-ratio", "--metric", "unigram-divergence", "--out", str(tmp_path), "--quiet"]
     scores = []
     for attempt in ("first", "second"):  # separate caches: the second run computes everything again
@@ -40,7 +42,8 @@ def test_a_smoke_run_uses_all_three_and_repeats_exactly(plugin, tmp_path):
     first, second = scores
     assert first.equals(second)
     ratio = first.xs("type-token-ratio", level="metric")
-    assert sorted(ratio.index) == [(mixer, g) for mixer in ("keep-last", "replace") for g in range(3)]
+    mixers = ("keep-last", "replace", "select:keep=0.5,verifier=distinct-tokens")
+    assert sorted(ratio.index) == [(mixer, g) for mixer in mixers for g in range(3)]
     assert ratio.between(0, 1).all()
 
     records = [json.loads(line) for line in (tmp_path / "first" / "records.jsonl").read_text().splitlines()]
@@ -48,4 +51,4 @@ def test_a_smoke_run_uses_all_three_and_repeats_exactly(plugin, tmp_path):
     assert sizes == {0: 256, 1: 256, 2: 512}  # real data, then S_0, then S_0 + S_1
     manifest = json.loads((tmp_path / "first" / "manifest.json").read_text())
     mine = {p["spec"].split(":")[0] for p in manifest["plugins"] if p["distribution"] == "collapse-bench-example"}
-    assert mine == {"bigram-mle", "keep-last", "type-token-ratio"}
+    assert mine == {"bigram-mle", "keep-last", "distinct-tokens", "type-token-ratio"}
