@@ -14,7 +14,7 @@ in the temporary directory)::
     steps/<k[:2]>/<key>/meta.json       what produced it, timings, SHA-256 of every file
     steps/<k[:2]>/<key>/samples.npy     S_g
     steps/<k[:2]>/<key>/model/...       whatever Model.save wrote
-    steps/<k[:2]>/<key>/scores.json     every metric's scores of this step, one entry per metric key
+    steps/<k[:2]>/<key>/scores.json     every metric's (and verifier's) scores of this step, one entry per key
     steps/<k[:2]>/<key>/candidates/<n>.npy  n candidates drawn from a shared generation 0
 
 Every entry is written into a temporary directory and renamed into place, so a killed process
@@ -240,7 +240,10 @@ class Cache:
             raise
 
     def _read_scores(self, key: str) -> dict[str, Any]:
-        """Every metric's scores stored for step ``key``; a damaged file is reported and removed."""
+        """Every metric's scores stored for step ``key``; a damaged file is reported and removed.
+
+        A metric's record holds its values by name (a dict), a verifier's one score per candidate (a list).
+        """
         path = self._dir(key) / "scores.json"
         try:
             sealed = unseal(path.read_text(encoding="utf-8"))
@@ -249,7 +252,7 @@ class Cache:
             if sealed["key"] != key:  # another step's file, copied here: its hash still holds
                 raise ValueError("they belong to another step")
             scores = sealed["metrics"]
-            if not all(isinstance(r, dict) and isinstance(r.get("scores"), dict) for r in scores.values()):
+            if not all(isinstance(r, dict) and isinstance(r.get("scores"), dict | list) for r in scores.values()):
                 raise ValueError("an entry holds no scores")
             return scores
         except FileNotFoundError:

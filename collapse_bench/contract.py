@@ -162,8 +162,8 @@ def check_mixer(cls: type[Mixer], **params: Any) -> None:
     """
     check_declaration(cls)
     real = real_data("text")
-    n = cls(**params).candidates(ROWS)
-    assert isinstance(n, int) and n >= ROWS, f"{cls.name}: candidates({ROWS}) must be an int of at least {ROWS}"
+    with _rules():
+        n = validators.candidates(cls(**params).candidates(ROWS), ROWS, f"mixer {cls.name!r}")
     pick = np.random.default_rng(0)
     history = [real.train[pick.choice(len(real.train), size=n)] for _ in range(3)]
     scores = {text: [pick.standard_normal(n) for _ in history] for text in cls(**params).verifiers()}

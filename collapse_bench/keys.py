@@ -206,14 +206,26 @@ def step_key(
     seed: int,
     generation: int,
     parent: str | None,
+    candidates: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The content address of a generation: everything that produced it, parent step included."""
+    """The content address of a generation: everything that produced it, parent step included.
+
+    ``candidates``, the rows the generation draws, enters only when a mixer over-generates (it
+    differs from the protocol's ``samples``), so the addresses of plain runs stay as they were.
+    """
     inputs: dict[str, Any] = {**root, "model": identity(model), "seed": seed, "generation": generation}
     if mixer is not None:
         inputs.update(parent=parent, mixer=identity(mixer))
+    if candidates is not None and candidates != root["protocol"]["samples"]:
+        inputs["candidates"] = candidates
     return digest(inputs), inputs
 
 
 def metric_key(metric: ChosenComponent) -> str:
     """The address of one metric's scores within a step."""
     return digest(identity(metric))
+
+
+def verifier_key(verifier: ChosenComponent, candidates: int) -> str:
+    """The address of one verifier's scores of a step's ``candidates`` rows."""
+    return digest({**identity(verifier), "candidates": candidates})

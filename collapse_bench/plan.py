@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from collapse_bench.components import Metric, Model
+from collapse_bench import validators
+from collapse_bench.components import Metric, Mixer, Model, Verifier
 from collapse_bench.errors import ComponentError, ConfigError, PluginError, UserError
 from collapse_bench.plugins import Registered, Registry
 from collapse_bench.protocol import Protocol
@@ -66,13 +67,22 @@ class Plan:
     #: Metrics that apply to each model, by model label.
     metrics: dict[str, list[ChosenComponent]]
     seeds: list[int]
+    #: Verifiers the mixers name, by the SPEC each mixer wrote.
+    verifiers: dict[str, ChosenComponent] = field(default_factory=dict)
 
     def components(self) -> Iterator[ChosenComponent]:
-        """Every component of the plan once: dataset, models, mixers, metrics."""
+        """Every component of the plan once: dataset, models, mixers, metrics, verifiers."""
         yield self.dataset
         yield from self.models
         yield from self.mixers
         yield from {m.label: m for ms in self.metrics.values() for m in ms}.values()
+        yield from {v.label: v for v in self.verifiers.values()}.values()
+
+    def candidates(self, mixer: ChosenComponent) -> int:
+        """Rows each generation's model draws in ``mixer``'s chains: ``samples``, or more if it over-generates."""
+        with blame(mixer.who, "candidates()"):
+            n = mixer.make().candidates(self.protocol.samples)
+        return validators.candidates(n, self.protocol.samples, mixer.who)
 
 
 def choose(registry: Registry, kind: str, text: str) -> ChosenComponent:
@@ -146,7 +156,8 @@ def make_plan(
                 f"no metric of protocol {protocol.label} applies to model {model.label!r}", "name metrics with --metric"
             )
         plan_metrics[model.label] = chosen
-    plan = Plan(protocol, dataset, model_list, mixer_list, plan_metrics, list(range(protocol.seeds)))
+    verifiers = _verifiers(registry, mixer_list, model_list, modality)
+    plan = Plan(protocol, dataset, model_list, mixer_list, plan_metrics, list(range(protocol.seeds)), verifiers)
     for item in plan.components():
         if item is not dataset:
             with blame(item.who, "check()"):
@@ -159,6 +170,36 @@ def make_plan(
                     "name only declared outputs in `headline`",
                 )
     return plan
+
+
+def _verifiers(
+    registry: Registry, mixers: list[ChosenComponent], models: list[ChosenComponent], modality: str
+) -> dict[str, ChosenComponent]:
+    """Choose the verifiers every mixer names; refuse one that cannot score this data or these models."""
+    out: dict[str, ChosenComponent] = {}
+    for mixer in mixers:
+        mix: Mixer = mixer.make()
+        with blame(mixer.who, "verifiers()"):
+            wanted = mix.verifiers()
+        for text in wanted:
+            if text not in out:
+                out[text] = choose(registry, "verifier", text)
+            vcls: type[Verifier] = out[text].registered.obj
+            if modality not in vcls.modalities:
+                raise ConfigError(
+                    f"verifier {out[text].label!r} of mixer {mixer.label!r} applies to "
+                    f"{'/'.join(sorted(vcls.modalities))} data, but this run's data is {modality}",
+                    f"choose a verifier for {modality} data (`collapse-bench list` shows them)",
+                )
+            for model in models:
+                missing = sorted(vcls.requires - model.registered.obj.capabilities)
+                if missing:
+                    raise ConfigError(
+                        f"verifier {out[text].label!r} of mixer {mixer.label!r} needs {', '.join(missing)}, "
+                        f"which model {model.label!r} does not provide",
+                        "choose another verifier for that mixer, or another model",
+                    )
+    return out
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,11 @@ VALUES_NUMBERS = Rule(
     "every value is a real number; inf is allowed, NaN is not",
     "return a float per output, and refuse inputs it cannot score with a clear error",
 )
+CANDIDATES = Rule(
+    "mixer candidates()",
+    "candidates(n) is an int of at least n: the rows each generation's model draws",
+    "return n, or more to over-generate",
+)
 SCORES_SHAPE = Rule(
     "verifier score()",
     "score(rows) is a numeric array of one value per row, shape (rows,)",
@@ -129,6 +134,7 @@ RULES: tuple[Rule, ...] = (
     MOMENTS_FINITE,
     MOMENTS_COVARIANCE,
     MOMENTS_BASE_VARIANCE,
+    CANDIDATES,
     SCORES_SHAPE,
     SCORES_NAN,
     VALUES_NAMES,
@@ -241,6 +247,13 @@ def _check_covariance(cov: np.ndarray, who: str) -> None:
     lowest = float(np.linalg.eigvalsh(cov).min()) if cov.size else 0.0
     if lowest < -_COVARIANCE_RTOL * scale:
         raise MOMENTS_COVARIANCE.refuse(who, "moments()", f"a covariance with eigenvalue {lowest:.6g} < 0")
+
+
+def candidates(out: Any, samples: int, who: str) -> int:
+    """What ``Mixer.candidates(samples)`` returned, checked: an int of at least ``samples``."""
+    if not isinstance(out, int | np.integer) or isinstance(out, bool) or out < samples:
+        raise CANDIDATES.refuse(who, f"candidates({samples})", repr(out))
+    return int(out)
 
 
 def verifier_scores(out: Any, rows: int, who: str) -> np.ndarray:

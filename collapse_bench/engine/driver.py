@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collapse_bench import budget
 from collapse_bench.cache import Cache
 from collapse_bench.components import RealData
 from collapse_bench.engine.executors import (
@@ -151,7 +150,6 @@ def run(
         real = load_data(plan, cache, lambda step: progress.preparing(plan, step))
     finally:
         progress.stop()
-    budget.check(plan, real, cache.root)
     result = RunResult(run_dir, plan, real)
     try:
         with run_dir.lock():

@@ -37,6 +37,9 @@ class StepSpec:
     parent: str | None
     #: Keys of every earlier generation of the chain, oldest first: ``history[0]`` is generation 0.
     history: tuple[str, ...]
+    #: Rows this generation's model draws: the protocol's ``samples``, or more for a mixer that
+    #: over-generates (``Mixer.candidates``); its chain's generation 0 gives it as many too.
+    candidates: int
     #: What produced it, stored with the cache entry.
     inputs: dict[str, Any] = field(compare=False, repr=False)
 
@@ -67,14 +70,16 @@ class StepGraph:
                 if not todo:
                     continue
                 key, inputs = step_key(root, model, None, seed, 0, None)
-                base = StepSpec(key, model.label, None, seed, 0, None, (), inputs)
+                samples = plan.protocol.samples
+                base = StepSpec(key, model.label, None, seed, 0, None, (), samples, inputs)
                 self._add(base, [Cell(model.label, m.label, seed) for m in todo])
                 for mixer in todo:
+                    n = plan.candidates(mixer)
                     previous = base
                     for g in range(1, plan.protocol.generations):
-                        key, inputs = step_key(root, model, mixer, seed, g, previous.key)
+                        key, inputs = step_key(root, model, mixer, seed, g, previous.key, n)
                         history = (*previous.history, previous.key)
-                        step = StepSpec(key, model.label, mixer.label, seed, g, previous.key, history, inputs)
+                        step = StepSpec(key, model.label, mixer.label, seed, g, previous.key, history, n, inputs)
                         self._add(step, [Cell(model.label, mixer.label, seed)])
                         previous = step
         self.by_key = {s.key: s for s in self.steps}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from collapse_bench import budget
 from collapse_bench.cache import Cache, digest
 from collapse_bench.components import RealData
 from collapse_bench.data import prepare
@@ -40,7 +41,7 @@ def _folder(cache: Cache, key: str) -> Path:
 
 def _plain_fields() -> list[str]:
     """The fields of :class:`RealData` kept in ``meta.json``: all but the arrays and the tokenizer."""
-    return [f.name for f in dataclasses.fields(RealData) if f.name not in (*_PARTS, "tokenizer")]
+    return [f.name for f in dataclasses.fields(RealData) if f.name not in (*_PARTS, "tokenizer", "truth")]
 
 
 def read_prepared(cache: Cache, key: str) -> RealData | None:
@@ -57,6 +58,7 @@ def read_prepared(cache: Cache, key: str) -> RealData | None:
 
             tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         real = RealData(tokenizer=tokenizer, **arrays, **{k: meta[k] for k in _plain_fields()})
+        real.truth = {k: np.asarray(v) for k, v in meta["truth"].items()}
     except Exception as exc:  # OSError, bad JSON or arrays, and whatever tokenizers raises on a bad file
         cache.log(f"cached data {key[:12]} is damaged ({exc}); preparing it again")
         shutil.rmtree(folder, ignore_errors=True)
@@ -86,6 +88,7 @@ def _store(cache: Cache, key: str, real: RealData) -> None:
         if real.tokenizer is not None:
             real.tokenizer.save(str(tmp / "tokenizer.json"))
         meta = {k: getattr(real, k) for k in _plain_fields()}
+        meta["truth"] = {k: np.asarray(v).tolist() for k, v in real.truth.items()}
         (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
         if final.exists():
             shutil.rmtree(final)
@@ -96,24 +99,29 @@ def _store(cache: Cache, key: str, real: RealData) -> None:
 
 
 def load_data(plan: Plan, cache: Cache | None = None, progress: Callable[[str], None] | None = None) -> RealData:
-    """Load and split the dataset (or read the split back from ``cache``), then let mixers refuse it.
+    """Load and split the dataset (or read the split back from ``cache``), then let the run refuse it.
 
-    ``progress`` hears each step of the preparation.
+    ``progress`` hears each step of the preparation. Mixers refuse data too small for them, and
+    (with a cache) :func:`collapse_bench.budget.check` a run that cannot fit in memory or on disk,
+    before the prepared data is stored, so a refused run writes nothing.
     """
     key = data_key(plan)
     if cache is not None and progress is not None:
         progress("reading the prepared data from the cache")
     real = read_prepared(cache, key) if cache is not None else None
-    if real is None:
+    fresh = real is None
+    if fresh:
         with blame(plan.dataset.who, "load()"):
             real = prepare(plan.dataset.make(), plan.protocol, progress)
-        if cache is not None:
-            try:
-                with cache.lock(key), writing("cache folder", cache.root):
-                    _store(cache, key, real)
-            except DiskFullError as exc:  # a convenience only: the run's own writes will stop it cleanly
-                cache.log(f"the prepared data is not kept in the cache: {exc.cause}")
     settle(plan, real)
+    if cache is not None:
+        budget.check(plan, real, cache.root)
+    if fresh and cache is not None:
+        try:
+            with cache.lock(key), writing("cache folder", cache.root):
+                _store(cache, key, real)
+        except DiskFullError as exc:  # a convenience only: the run's own writes will stop it cleanly
+            cache.log(f"the prepared data is not kept in the cache: {exc.cause}")
     return real
 
 

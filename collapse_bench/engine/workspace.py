@@ -19,15 +19,28 @@ import numpy as np
 
 from collapse_bench import validators
 from collapse_bench.cache import Cache
-from collapse_bench.components import FitContext, MetricContext, MixContext, Model, RealData, SampleContext
+from collapse_bench.components import (
+    FitContext,
+    MetricContext,
+    MixContext,
+    Mixer,
+    Model,
+    RealData,
+    SampleContext,
+    VerifyContext,
+)
 from collapse_bench.engine.graph import StepSpec
 from collapse_bench.errors import ComponentError, DiskFullError
-from collapse_bench.keys import metric_key
+from collapse_bench.keys import metric_key, verifier_key
 from collapse_bench.plan import ChosenComponent, Plan, blame
 from collapse_bench.provenance import threads
 
 #: Decoded synthetic rows kept per (cell, generation) in ``samples.jsonl``.
 SAMPLE_EXCERPT = 8
+
+
+#: Verifier scores computed for a step, to be stored once its lock is released: (step key, address, record).
+_Fresh = list[tuple[str, str, dict[str, Any]]]
 
 
 def _stable(text: str) -> int:
@@ -87,6 +100,7 @@ class Workspace:
         self.models = {m.label: m for m in plan.models}
         self.mixers = {m.label: m for m in plan.mixers}
         self.metrics = {label: [(m, m.make(), metric_key(m)) for m in ms] for label, ms in plan.metrics.items()}
+        self.verifiers = {text: (v, v.make()) for text, v in plan.verifiers.items()}
         self._mixer_objects: dict[str, Any] = {}
         self._memory: dict[str, _Trained] = {}
 
@@ -121,20 +135,32 @@ class Workspace:
         model = self.models[step.model]
         self._forget_models({step.parent, step.base})
         result = StepResult(step.key)
+        verified: _Fresh = []
         with self.cache.lock(step.key):
             cached = self.cache.load_step(step.key)
             if cached is not None:
                 self._memory[step.key] = _Trained(step.key, cached.samples, self.cache)
                 result.cached, result.train_rows, result.timings = True, cached.train_rows, dict(cached.timings)
             else:
-                self._compute(step, model, result)
+                self._compute(step, model, result, verified)
+        # Verifier scores belong to earlier steps, whose lock may share this step's stripe (or be
+        # held by another process waiting for this one): they are stored once this lock is released.
+        for key, address, record in verified:
+            self.cache.store_scores(key, address, record)
         trained = self._memory[step.key]
         base = self._trained(step.base) if step.base else trained
         result.scores = self._scores(step, model, trained, base, result.timings)
         result.excerpt = self.real.decode(trained.samples[:SAMPLE_EXCERPT])
         return result
 
-    def _compute(self, step: StepSpec, model: ChosenComponent, result: StepResult) -> None:
+    def _compute(
+        self,
+        step: StepSpec,
+        model: ChosenComponent,
+        result: StepResult,
+        verified: _Fresh,
+    ) -> None:
+        """Mix, fit, sample and store step ``step``; verifier scores computed on the way go to ``verified``."""
         protocol, g, seed = self.plan.protocol, step.generation, step.seed
         where = f"generation {g}, seed {seed}"
         if step.mixer is None:
@@ -143,13 +169,16 @@ class Workspace:
             mixer = self.mixers[step.mixer]
             mix = self._mixer_objects.setdefault(mixer.label, mixer.make())
             t0 = time.perf_counter()
+            history = [self._candidates(model, step.base, seed, step.candidates)]
+            history += [self._trained(k).samples for k in step.history[1:]]
             ctx = MixContext(
                 real=self.real,
-                history=[self._trained(k).samples for k in step.history],
+                history=history,
                 generation=g,
                 rng=rng_for(seed, g, "mix", mixer.label),
                 sample_size=protocol.samples,
                 generations=protocol.generations,
+                scores=self._verified(step, model, mix, history, verified),
             )
             with blame(mixer.who, f"mix() for {where}"):
                 rows = mix.mix(ctx)
@@ -173,23 +202,82 @@ class Workspace:
             m.fit(data, fit_ctx)
         result.timings["fit"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        sample_ctx = SampleContext(
-            rng=rng_for(seed, g, "sample", model.label),
-            length=self.real.train.shape[1] if self.real.modality == "text" else None,
-            decoding=protocol.decoding,
-            prompts=data,
-            tokenizer=self.real.tokenizer,
-            real=self.real.train,
-        )
-        with blame(model.who, f"sample() at {where}"):
-            rows = m.sample(protocol.samples, sample_ctx)
-        samples = validators.samples(rows, protocol.samples, self.real, model.who)
+        samples = self._sample(model, m, seed, g, step.candidates, data)
         result.timings["sample"] = time.perf_counter() - t0
         result.train_rows = len(data)
         result.threads = threads()
         with blame(model.who, "save() into the cache"):
             self.cache.store_step(step.key, step.inputs, m.save, samples, len(data), result.timings)
         self._memory[step.key] = _Trained(step.key, samples, self.cache, model=m)
+
+    def _sample(self, model: ChosenComponent, m: Model, seed: int, g: int, n: int, prompts: np.ndarray) -> np.ndarray:
+        """``n`` rows from ``m`` on generation ``g``'s sampling stream, checked against the contract."""
+        sample_ctx = SampleContext(
+            rng=rng_for(seed, g, "sample", model.label),
+            length=self.real.train.shape[1] if self.real.modality == "text" else None,
+            decoding=self.plan.protocol.decoding,
+            prompts=prompts,
+            tokenizer=self.real.tokenizer,
+            real=self.real.train,
+        )
+        with blame(model.who, f"sample() at generation {g}, seed {seed}"):
+            rows = m.sample(n, sample_ctx)
+        return validators.samples(rows, n, self.real, model.who)
+
+    def _candidates(self, model: ChosenComponent, base: str, seed: int, n: int) -> np.ndarray:
+        """``n`` rows of the shared generation-0 model ``base``: its own samples, or candidates drawn once.
+
+        A mixer that over-generates draws its generation-0 candidates from the one generation-0
+        model; they are cached beside it, so every mixer asking for as many reuses them. The draw
+        uses generation 0's sampling stream, so it begins with the plain samples wherever the
+        model samples row by row. (No lock: the write is atomic and a race draws the same rows.)
+        """
+        if n == self.plan.protocol.samples:
+            return self._trained(base).samples
+        rows = self.cache.load_candidates(base, n)
+        if rows is None:
+            rows = self._sample(model, self._trained(base).model(model), seed, 0, n, self.real.train)
+            self.cache.store_candidates(base, n, rows)
+        return rows
+
+    def _verified(
+        self,
+        step: StepSpec,
+        model: ChosenComponent,
+        mix: Mixer,
+        history: list[np.ndarray],
+        fresh: _Fresh,
+    ) -> dict[str, list[np.ndarray]]:
+        """The scores of every candidate set of the chain by each verifier the mixer names, cached per set.
+
+        The candidates of generation j are scored with M_j as ``VerifyContext.model``: usually
+        this step's parent, in memory, since earlier sets were scored (and cached) by earlier steps.
+        Scores not found in the cache are appended to ``fresh`` as (step key, address, record), for
+        the caller to store outside this step's lock.
+        """
+        with blame(self.mixers[step.mixer].who, "verifiers()"):
+            wanted = mix.verifiers()
+        scores: dict[str, list[np.ndarray]] = {}
+        for text in wanted:
+            chosen, verifier = self.verifiers[text]
+            scores[text] = []
+            for j, (key, rows) in enumerate(zip(step.history, history, strict=True)):
+                address = verifier_key(chosen, len(rows))
+                record = self.cache.load_scores(key, address)
+                if record is None:
+                    ctx = VerifyContext(
+                        model=validators.CheckedModel(self._trained(key).model(model), model.who, self.real, j),
+                        base=validators.CheckedModel(self._trained(step.base).model(model), model.who, self.real, 0),
+                        real=self.real,
+                        generation=j,
+                    )
+                    with blame(chosen.who, f"score() at generation {j}, seed {step.seed}"):
+                        out = verifier.score(rows, ctx)
+                    values = validators.verifier_scores(out, len(rows), chosen.who)
+                    record = {"verifier": chosen.label, "scores": values.tolist()}
+                    fresh.append((key, address, record))
+                scores[text].append(np.asarray(record["scores"], dtype=np.float64))
+        return scores
 
     def _scores(
         self, step: StepSpec, model: ChosenComponent, trained: _Trained, base: _Trained, timings: dict[str, float]
@@ -205,7 +293,7 @@ class Workspace:
                     model=validators.CheckedModel(trained.model(model), model.who, self.real, g),
                     base=validators.CheckedModel(base.model(model), model.who, self.real, 0),
                     real=self.real,
-                    samples=trained.samples,
+                    samples=trained.samples[: self.plan.protocol.samples],
                     generation=g,
                 )
                 with blame(chosen.who, f"compute() at generation {g}, seed {seed}"):
