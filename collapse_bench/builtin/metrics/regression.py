@@ -22,6 +22,7 @@ class RegressionMetric(Metric):
     modalities = frozenset({"vector"})
     requires = frozenset({COEFFICIENTS})
     outputs = {"error": LOWER}
+    headline = ("error",)
 
     def compute(self, ctx: MetricContext) -> dict[str, float]:
         if "w" not in ctx.real.truth:
