@@ -15,7 +15,7 @@ in the temporary directory)::
     steps/<k[:2]>/<key>/samples.npy     S_g
     steps/<k[:2]>/<key>/model/...       whatever Model.save wrote
     steps/<k[:2]>/<key>/scores.json     every metric's (and verifier's) scores of this step, one entry per key
-    steps/<k[:2]>/<key>/candidates/<n>.npy  n candidates drawn from a shared generation 0
+    steps/<k[:2]>/<key>/candidates/<n>-<sha>.npy  n candidates drawn from a shared generation 0
 
 Every entry is written into a temporary directory and renamed into place, so a killed process
 leaves either a whole entry or none. ``meta.json`` and ``scores.json`` carry the SHA-256 of their
@@ -29,6 +29,7 @@ scores. Scores live in one file per step because small files cost a whole disk b
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -284,16 +285,20 @@ class Cache:
                 write_atomic(folder / "scores.json", seal({"key": key, "metrics": scores}), durable=False)
 
     def load_candidates(self, key: str, n: int) -> np.ndarray | None:
-        """Extra candidates drawn from the model of step ``key`` (``n`` rows), or ``None``."""
-        path = self._dir(key) / "candidates" / f"{n}.npy"
-        try:
-            return np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            self.log(f"cached candidates {path.name} of step {key[:12]} are damaged ({exc}); redrawing")
-            path.unlink(missing_ok=True)
-            return None
+        """Extra candidates drawn from the model of step ``key`` (``n`` rows), or ``None``.
+
+        Their file is named for the SHA-256 of its content, so an edited or damaged file is
+        reported, removed and drawn again, never reused.
+        """
+        for path in (self._dir(key) / "candidates").glob(f"{n}-*.npy"):
+            try:
+                if not _file_hash(path).startswith(path.stem.partition("-")[2]):
+                    raise ValueError("its content does not match the hash in its name")
+                return np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                self.log(f"cached candidates {path.name} of step {key[:12]} are damaged ({exc}); drawing them again")
+                path.unlink(missing_ok=True)
+        return None
 
     def store_candidates(self, key: str, n: int, rows: np.ndarray) -> None:
         """Keep ``n`` candidates drawn from the model of step ``key`` beside its own samples.
@@ -302,13 +307,17 @@ class Cache:
         from that shared model, and another mixer asking for as many reuses them.
         """
         folder = self._dir(key) / "candidates"
+        buffer = io.BytesIO()  # through bytes: numpy's own short-write error would not name a full disk
+        np.save(buffer, rows, allow_pickle=False)
+        content = buffer.getvalue()
+        name = f"{n}-{hashlib.sha256(content).hexdigest()[:16]}.npy"
         with writing("cache folder", self.root):
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{n}-", suffix=".npy")
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    np.save(fh, rows, allow_pickle=False)
-                os.replace(tmp, folder / f"{n}.npy")
+                    fh.write(content)
+                os.replace(tmp, folder / name)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise

@@ -101,11 +101,54 @@ def test_over_generation_draws_generation_0_candidates_once_and_keeps_its_model_
     g0 = df[df.generation == 0].pivot_table(index="mixer", columns="metric", values="value")
     assert (g0.nunique() == 1).all()  # one generation-0 model for every mixer
     cache = Cache(tmp_path / "cache")
-    drawn = sorted(p.name for p in (tmp_path / "cache").glob("steps/*/*/candidates/*.npy"))
-    assert drawn == ["40.npy"]  # 2 x 20 candidates from M_0, drawn once for both select mixers
+    drawn = sorted((tmp_path / "cache").glob("steps/*/*/candidates/*.npy"))
+    assert [p.name.partition("-")[0] for p in drawn] == ["40"]  # 2 x 20 candidates from M_0, once for both mixers
     steps = cache.entries()
     assert len(steps) == 1 + 3 * 2  # generation 0, then two steps per mixer
     assert sorted(len(np.load(p / "samples.npy")) for p in steps) == [20, 20, 20, 40, 40, 40, 40]
+
+
+def test_edited_candidates_are_drawn_again_not_reused(tmp_path):
+    from collapse_bench.cache import Cache
+
+    logged: list[str] = []
+    cache = Cache(tmp_path, log=logged.append)
+    rows = np.arange(12.0).reshape(6, 2)
+    cache.store_candidates("ab" * 32, 6, rows)
+    assert np.array_equal(cache.load_candidates("ab" * 32, 6), rows)
+    (stored,) = (tmp_path / "steps").glob("*/*/candidates/6-*.npy")
+    edited = np.load(stored)
+    edited[0, 0] = 99.0
+    np.save(stored, edited)
+    assert cache.load_candidates("ab" * 32, 6) is None  # not the edited rows
+    assert not stored.exists() and "does not match the hash in its name" in logged[0]
+
+
+def test_verifier_scores_of_earlier_steps_are_stored_outside_the_step_lock(tmp_path):
+    """Every key on one lock stripe: storing the parent's scores under the step's lock would deadlock.
+
+    (filelock refuses it within one thread, so the cell would fail; between processes it would hang.)
+    """
+    import threading
+
+    from collapse_bench.cache import Cache
+    from collapse_bench.engine.driver import run
+    from collapse_bench.plan import RunConfig
+
+    class OneStripe(Cache):
+        def lock(self, key):
+            return super().lock("00")
+
+    config = RunConfig("theory", (), ("select:verifier=model-likelihood,keep=0.5",), (), None, 1, 3)
+    done: list = []
+    worker = threading.Thread(
+        target=lambda: done.append(run(config, rundir=tmp_path / "run", cache=OneStripe(tmp_path / "cache"))),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=120)
+    assert done and not done[0].failures
+    assert len(Cache(tmp_path / "cache").entries()) == 3
 
 
 def _loose_plugin(folder: Path, source: str) -> Path:
