@@ -27,11 +27,16 @@ class Stopped(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
 
 
+#: The stop signal last received inside :func:`stop_signals_interrupt`: a library that catches our
+#: :class:`Stopped` and raises a plain ``KeyboardInterrupt`` instead (Ray's ``get`` does) loses it.
+_received: int | None = None
+
+
 def exit_code(exc: BaseException | None) -> int:
-    """The exit status for a run stopped by ``exc`` (a :class:`Stopped` or a plain Ctrl-C)."""
+    """The exit status for a run stopped by ``exc`` (a :class:`Stopped`, or a plain Ctrl-C)."""
     while exc is not None and not isinstance(exc, Stopped):
         exc = exc.__cause__ or exc.__context__
-    return 128 + (exc.signum if exc is not None else signal.SIGINT)
+    return 128 + (exc.signum if exc is not None else _received or signal.SIGINT)
 
 
 @contextmanager
@@ -46,6 +51,8 @@ def stop_signals_interrupt() -> Iterator[None]:
         return
 
     def handler(signum: int, _frame: object) -> None:
+        global _received
+        _received = signum
         for s in STOP_SIGNALS:
             signal.signal(s, signal.SIG_IGN)
         raise Stopped(signum)
