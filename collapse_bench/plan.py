@@ -158,6 +158,7 @@ def make_plan(
         plan_metrics[model.label] = chosen
     verifiers = _verifiers(registry, mixer_list, model_list, modality)
     plan = Plan(protocol, dataset, model_list, mixer_list, plan_metrics, list(range(protocol.seeds)), verifiers)
+    reported: dict[str, str] = {}  # qualified value -> the label of the metric reporting it
     for item in plan.components():
         if item is not dataset:
             with blame(item.who, "check()"):
@@ -169,6 +170,14 @@ def make_plan(
                     f"{sorted(set(instance.headline) - set(instance.outputs))} that are not among its outputs",
                     "name only declared outputs in `headline`",
                 )
+            if isinstance(instance, Metric):
+                for value in map(instance.qualified, instance.outputs):
+                    other = reported.setdefault(value, item.label)
+                    if other != item.label:  # one would silently overwrite the other's records
+                        raise ConfigError(
+                            f"metrics {other!r} and {item.label!r} both report {value!r}",
+                            "give only one of them per run (run the other into another run directory)",
+                        )
     return plan
 
 

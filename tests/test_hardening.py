@@ -400,6 +400,12 @@ BAD = [
     (["run", "-p", "smoke", "--seeds", "99999999999999999999"], {}, "setting 'seeds' is 99999999999999999999"),
     (["run", "-p", "smoke", "--set", "seeds=9999999999"], {}, "from 1 to 10,000"),
     (["run", "-p", "smoke", "--set", "data.vocab_size=1"], {}, "256 or more"),
+    # two instances of one metric would write the same values, one silently over the other
+    (
+        ["run", "-p", "smoke", "--metric", "reference-perplexity", "--metric", "reference-perplexity:skip_first=true"],
+        {},
+        "both report 'reference-perplexity.mean'",
+    ),
     (
         ["run", "-p", "p.toml"],
         {"p.toml": protocol("generations = 3", "generations = 1")},
