@@ -53,7 +53,7 @@ def test_all_metrics_register_with_summaries():
     register_metrics(registered.append)
     assert [cls.name for cls in registered] == [
         "perplexity", "paper-perplexity", "reference-perplexity", "tail", "repetition", "unigram-divergence",
-        "variance", "zipf", "self-bleu", "evaluate",
+        "variance", "zipf", "self-bleu", "evaluate", "regression",
     ]  # fmt: skip
     # `evaluate` learns its outputs from the module it is given, so it declares them per instance
     assert all(cls.summary() and (cls.outputs or cls.name == "evaluate") for cls in registered)
