@@ -315,7 +315,7 @@ def test_shrunk_preset_runs_end_to_end(paper, run):
 
 
 def _toml(table: dict) -> str:
-    """A protocol table as TOML (flat tables of strings, numbers, booleans and lists)."""
+    """A protocol table as TOML (tables of strings, numbers, booleans, lists and inline tables)."""
 
     def value(v):
         if isinstance(v, bool):
@@ -324,6 +324,8 @@ def _toml(table: dict) -> str:
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, list):
             return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):  # an inline table, e.g. [leaderboard] thresholds
+            return "{ " + ", ".join(f"{value(k)} = {value(x)}" for k, x in v.items()) + " }"
         return repr(v)
 
     top = [f"{k} = {value(v)}" for k, v in table.items() if not isinstance(v, dict)]
