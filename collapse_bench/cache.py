@@ -207,38 +207,27 @@ class Cache:
     ) -> None:
         """Write a finished step atomically (:meth:`load_step` reads it back)."""
         with writing("cache folder", self.root):
-            self._store_step(key, inputs, save_model, samples, train_rows, timings)
-
-    def _store_step(
-        self,
-        key: str,
-        inputs: dict[str, Any],
-        save_model: Callable[[Path], None],
-        samples: np.ndarray,
-        train_rows: int,
-        timings: dict[str, float],
-    ) -> None:
-        final = self._dir(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key[:12]}-"))
-        try:
-            (tmp / "model").mkdir()
-            save_model(tmp / "model")
-            np.save(tmp / "samples.npy", samples, allow_pickle=False)
-            meta = {
-                "key": key,
-                "inputs": inputs,
-                "train_rows": train_rows,
-                "timings": timings,
-                "files": _hash_tree(tmp),
-            }
-            (tmp / "meta.json").write_text(seal(meta), encoding="utf-8")
-            if final.exists():  # damaged leftovers; a whole entry is never replaced (we hold the lock)
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            final = self._dir(key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key[:12]}-"))
+            try:
+                (tmp / "model").mkdir()
+                save_model(tmp / "model")
+                np.save(tmp / "samples.npy", samples, allow_pickle=False)
+                meta = {
+                    "key": key,
+                    "inputs": inputs,
+                    "train_rows": train_rows,
+                    "timings": timings,
+                    "files": _hash_tree(tmp),
+                }
+                (tmp / "meta.json").write_text(seal(meta), encoding="utf-8")
+                if final.exists():  # damaged leftovers; a whole entry is never replaced (we hold the lock)
+                    shutil.rmtree(final)
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
 
     def _read_scores(self, key: str) -> dict[str, Any]:
         """Every metric's scores stored for step ``key``; a damaged file is reported and removed.
