@@ -53,14 +53,15 @@ bos = real.vocab_size
 prompts = [np.array([bos])] * rows
 cfg, dec = Training(eval_batch_size=256), Decoding(temperature=0.8)
 span = (real.train.shape[1], real.train.shape[1])
+cpu = torch.device("cpu")
 
 def sample():
     rng = np.random.default_rng(0)
-    torch_support.generate(model.module, prompts, dec, span, eos=None, banned=[bos], rng=rng, cfg=cfg)
+    torch_support.generate(model.module, prompts, dec, span, eos=None, banned=[bos], rng=rng, cfg=cfg, dev=cpu)
 
 def train():
     seqs = model._sequences(real.train[: 32 * steps])
-    torch_support.train(model.module, seqs, Training(batch_size=32), steps, 1e-3, np.random.default_rng(0))
+    torch_support.train(model.module, seqs, Training(batch_size=32), steps, 1e-3, np.random.default_rng(0), cpu)
 
 def best(fn):
     fn()
