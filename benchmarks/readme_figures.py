@@ -13,10 +13,10 @@ one filled. Wall seconds, CPU seconds of the command and its children and peak r
 are taken from the operating system; cache size is the disk space the cache's files occupy
 (allocated blocks, so many small files count as what they take, not their lengths).
 
-Results go to ``benchmarks/results/readme_figures.json``, with the machine. Then every marker
-``<!--fig:NAME-->...<!--/fig-->`` in README.md and docs/*.md is rewritten with the figure NAME
-from that file, so a quoted figure is always the last measured one; a marker whose figure was
-not measured in this invocation keeps its text. ``--no-write`` only measures.
+Results go to ``benchmarks/results/readme_figures.json``, with the machine, after each
+measurement (each with its time); figures not measured in this invocation keep their earlier
+values there. Then every marker ``<!--fig:NAME-->...<!--/fig-->`` in README.md and docs/*.md is
+rewritten with the figure NAME from that file, so a quoted figure is always the last measured one. ``--no-write`` only measures.
 """
 
 from __future__ import annotations
@@ -102,6 +102,18 @@ def rewrite(texts: dict[str, str]) -> list[Path]:
     return changed
 
 
+def now() -> str:
+    """The time of a measurement, UTC."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def save(results: dict) -> None:
+    """Write what has been measured so far to :data:`RESULTS`."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -119,7 +131,6 @@ def main() -> None:
             "python": platform.python_version(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         },
-        "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "runs": dict(previous.get("runs", {})),
     }
     grid = {"default": [], "theory": ["--protocol", "theory"]}
@@ -128,18 +139,17 @@ def main() -> None:
             "shakespeare_gpt": ["--protocol", "shakespeare-gpt"],
             "quick_gpt_tiny": ["--model", "gpt-tiny", "--mixer", "replace", "--generations", "3"],
         }
+    if "tests" in previous:
+        results["tests"] = previous["tests"]
     with tempfile.TemporaryDirectory(prefix="readme-figures-") as tmp:
         for name, run_args in grid.items():
-            results["runs"][name] = run_twice(name, run_args, Path(tmp))
+            results["runs"][name] = run_twice(name, run_args, Path(tmp)) | {"measured": now()}
             print(name, json.dumps(results["runs"][name]), flush=True)
+            save(results)  # a later measurement that fails loses none of the earlier ones
     if args.tests:
-        results["tests"] = timed([sys.executable, "-m", "pytest", "-q"], dict(os.environ), ROOT)
+        results["tests"] = timed([sys.executable, "-m", "pytest", "-q"], dict(os.environ), ROOT) | {"measured": now()}
         print("tests", json.dumps(results["tests"]), flush=True)
-    elif "tests" in previous:
-        results["tests"] = previous["tests"]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+        save(results)
     if not args.no_write:
         for path in rewrite(figures(results)):
             print(f"rewrote figures in {path.relative_to(ROOT)}")
