@@ -16,7 +16,8 @@ are taken from the operating system; cache size is the disk space the cache's fi
 Results go to ``benchmarks/results/readme_figures.json``, with the machine, after each
 measurement (each with its time); figures not measured in this invocation keep their earlier
 values there. Then every marker ``<!--fig:NAME-->...<!--/fig-->`` in README.md and docs/*.md is
-rewritten with the figure NAME from that file, so a quoted figure is always the last measured one. ``--no-write`` only measures.
+rewritten with the figure NAME from that file, so a quoted figure is always the last measured one.
+``--no-write`` only measures.
 """
 
 from __future__ import annotations
