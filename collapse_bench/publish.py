@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from collapse_bench import stats
-from collapse_bench.boards import Standing, standing
+from collapse_bench import boards, stats
+from collapse_bench.boards import HEADLINE_VALUES, Standing, arrow, ranking_title, standing
 from collapse_bench.bundle import Bundle, dumps, load
 from collapse_bench.errors import UserError
 from collapse_bench.results import COLUMNS
@@ -26,8 +26,6 @@ from collapse_bench.store import write_atomic
 
 RESULTS = "results"
 FIGURES = "site/figures"
-#: Headline values shown beside the ranking value in a protocol's first table (8 columns in all).
-HEADLINE_VALUES = 2
 
 
 @dataclass
@@ -177,15 +175,6 @@ def protocols(root: Path) -> list[Published]:
 # ---------------------------------------------------------------- rendering
 
 
-def _arrow(s: Standing, value: str) -> str:
-    return {"higher": " ↑", "lower": " ↓"}.get(s.directions.get(value, ""), "")
-
-
-def ranking_title(s: Standing) -> str:
-    last = s.last_generation
-    return f"{s.ranking} drift g{last}/g0" if s.by == "drift" else f"{s.ranking} g{last}"
-
-
 def decoding_text(settings: dict) -> str:
     """The decoding settings that shape collapse, in words (temperature always stated)."""
     from collapse_bench.decoding import Decoding
@@ -199,21 +188,11 @@ def decoding_text(settings: dict) -> str:
     return ", ".join(parts)
 
 
-def _until(u: float | None, last: int) -> str:
-    if u is None:
-        return "—"
-    return f"> {last}" if math.isinf(u) else f"{u:g}"
-
-
 def page(p: Published, figures: dict[str, str]) -> str:
     """The markdown page of one protocol: heading facts, the headline table, one detail table per value."""
-    from tabulate import tabulate
-
     s = p.standing
     settings = s.protocol
-    last = s.last_generation
     seeds = sorted({len(e.seeds) for e in s.entries})
-    methods = "; ".join(stats.METHODS[m] for m in s.methods)
     lines = [
         f"# {s.label}",
         "",
@@ -226,48 +205,16 @@ def page(p: Published, figures: dict[str, str]) -> str:
         f"Run data: {', '.join(f'[{f}]({RESULTS}/{f})' for f, _ in p.bundles)}. "
         f"Curves and sample text per entry: [site/index.html#{p.name}](site/index.html#{p.name}).",
         "",
-        f"Ranked by {ranking_title(s)}{_arrow(s, s.ranking)}; intervals: {methods}. Entries whose intervals "
-        f"overlap share a rank band (1-2). Δ: paired difference to the `{s.reference}` mixer of the same model "
-        "(seeds pair: they share generation 0 and random streams).",
+        boards.ranking_note(s),
     ]
     if s.incomplete:
-        lines.append(f"{s.incomplete} cell(s) that did not reach generation {last} are left out.")
-    head = ["rank", "model", "mixer", "seeds", ranking_title(s) + _arrow(s, s.ranking), f"Δ vs {s.reference}"]
-    shown = s.columns[:HEADLINE_VALUES]
-    head += [f"{v} g{last}{_arrow(s, v)}" for v in shown]
-    rows = []
-    for e in s.entries:
-        diff = stats.fmt(e.difference) if e.difference is not None else "—"
-        row = [stats.band_label(e.band), e.model, e.mixer, len(e.seeds), stats.fmt(e.ranking), diff]
-        row += [stats.fmt(e.values[v].last) if v in e.values else "—" for v in shown]
-        rows.append(row)
-    lines += ["", tabulate(rows, headers=head, tablefmt="pipe", disable_numparse=True)]
+        lines.append(f"{s.incomplete} cell(s) that did not reach generation {s.last_generation} are left out.")
+    lines += ["", boards.headline_table(s)]
     for key, title in (("values", "by generation"), ("distribution", "distribution by generation")):
         if key in figures:
             lines += ["", f"![{s.label}: {title}]({figures[key]})"]
-    thresholds = (settings.get("leaderboard") or {}).get("thresholds") or {}
-    for value in [s.ranking, *s.columns]:
-        entries = [e for e in s.entries if value in e.values]
-        if not entries:
-            continue
-        until = f"generations until x{thresholds[value]:g}" if value in thresholds else None
-        head = ["model", "mixer", "g0", f"g{last}", f"drift g{last}/g0", "area (mean ln ratio)"]
-        head += [until] if until else []
-        rows = []
-        for e in entries:
-            v = e.values[value]
-            row = [e.model, e.mixer, stats.fmt(e.curves[value][0]), stats.fmt(v.last), stats.fmt(v.drift)]
-            row += [stats.fmt(v.area)] + ([_until(v.until, last)] if until else [])
-            rows.append(row)
-        lines += ["", f"## {value}{_arrow(s, value)}", ""]
-        lines.append(tabulate(rows, headers=head, tablefmt="pipe", disable_numparse=True))
-    lines += [
-        "",
-        "Drift: value at the last generation over generation 0. Area: mean over generations 0..N of ln(value / "
-        "generation-0 value). Generations until xt: first generation whose ratio to generation 0 reaches t "
-        "(median over seeds; > N: not reached). inf and nan: a value that is not finite (a model that gives "
-        "real text zero probability has infinite perplexity); such entries are not ranked.",
-    ]
+    lines += boards.detail_tables(s)
+    lines += ["", boards.SUMMARY_NOTE]
     return "\n".join(lines) + "\n"
 
 
@@ -288,7 +235,7 @@ def index(published: Sequence[Published]) -> str:
         seeds = "/".join(map(str, sorted({len(e.seeds) for e in s.entries})))
         lines.append(
             f"| [{s.label}]({p.name}.md) | `{s.fingerprint}` | {len(s.entries)} | {seeds} | "
-            f"{ranking_title(s)}{_arrow(s, s.ranking)} | {leaders} |"
+            f"{ranking_title(s)}{arrow(s, s.ranking)} | {leaders} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -311,10 +258,10 @@ def _site_data(p: Published, figures: dict[str, str]) -> dict:
         "fingerprint": s.fingerprint,
         "description": s.protocol.get("description", ""),
         "decoding": decoding_text(s.protocol),
-        "ranking": ranking_title(s) + _arrow(s, s.ranking),
+        "ranking": ranking_title(s) + arrow(s, s.ranking),
         "reference": s.reference,
         "methods": "; ".join(stats.METHODS[m] for m in s.methods),
-        "columns": [f"{v} g{s.last_generation}{_arrow(s, v)}" for v in s.columns[:HEADLINE_VALUES]],
+        "columns": [f"{v} g{s.last_generation}{arrow(s, v)}" for v in s.columns[:HEADLINE_VALUES]],
         "figures": {k: v.removeprefix("site/") for k, v in figures.items()},
         "results": [f"../{RESULTS}/{f}" for f, _ in p.bundles],
         "entries": [
