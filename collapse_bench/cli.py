@@ -461,20 +461,21 @@ def show(rundir: Path, samples: bool, generation: int | None) -> None:
 )
 @click.option("--strict", is_flag=True, help="A damaged run is an error instead of being skipped with a warning.")
 def leaderboard(paths: tuple[Path, ...], out: Path | None, strict: bool) -> None:
-    """Aggregate runs into ranked markdown tables, one per protocol."""
+    """Aggregate runs into ranked markdown tables with 95% intervals, one per protocol."""
     from collapse_bench import leaderboard as lb
 
     boards = lb.build(list(paths), strict)
     plots: dict[str, str] = {}
     if out:
-        from collapse_bench.plots import plot_board
+        from collapse_bench.figures import values_panel
 
         with _writing_out(out):
             out.parent.mkdir(parents=True, exist_ok=True)
             for b in boards:
-                name = re.sub(r"[^A-Za-z0-9.+_]+", "-", b.protocol.split(" (")[0])  # quick@1.0 -> quick-1.0
+                name = re.sub(r"[^A-Za-z0-9.+_]+", "-", b.label.split(" (")[0])  # quick@1.0 -> quick-1.0
                 png = out.with_name(f"{out.stem}-{name}-{b.fingerprint}.png")
-                plots[b.fingerprint] = plot_board(b, png).name
+                png.write_bytes(values_panel(b.standing)[0])
+                plots[b.fingerprint] = png.name
             out.write_text(lb.to_markdown(boards, plots), encoding="utf-8")
         click.echo(f"wrote {out} ({len(boards)} table(s), {len(plots)} plot(s))")
     else:
