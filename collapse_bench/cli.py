@@ -532,19 +532,26 @@ def export(runs: tuple[Path, ...], out: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Only check that the generated files of this leaderboard folder match its bundles (exit 1 if not).",
 )
-def publish(bundles: tuple[Path, ...], root: Path, check_root: Path | None) -> None:
+@click.option(
+    "--embed",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A markdown file whose <!--leaderboard:NAME--> markers get NAME's headline table (checked with --check).",
+)
+def publish(bundles: tuple[Path, ...], root: Path, check_root: Path | None, embed: tuple[Path, ...]) -> None:
     """Validate BUNDLES, store them in the leaderboard folder and regenerate its pages, figures and site."""
     from collapse_bench import publish as pub
 
     if check_root is not None:
-        stale = pub.check(check_root)
+        stale = pub.check(check_root, embed)
         if stale:
+            again = "".join(f" --embed {f}" for f in embed)
             click.echo(f"out of date in {check_root}: {', '.join(stale)}", err=True)
-            click.echo(f"  fix: run `collapse-bench publish --to {check_root}` and commit the result", err=True)
+            click.echo(f"  fix: run `collapse-bench publish --to {check_root}{again}` and commit the result", err=True)
             sys.exit(1)
         click.echo(f"{check_root} is up to date with its bundles")
         return
-    written = pub.publish(list(bundles), root, note=lambda msg: click.echo(msg, err=True))
+    written = pub.publish(list(bundles), root, note=lambda msg: click.echo(msg, err=True), embed=embed)
     click.echo(f"{root}: {len(written)} file(s) written" + "".join(f"\n  {w}" for w in written))
 
 
