@@ -59,6 +59,11 @@ INF_MEANS = (
 )
 #: Why a value can be ``nan``: metrics never report it, so it comes from aggregating.
 NAN_MEANS = "`nan`: undefined: a drift of inf / inf, or a mean over seeds of +inf and -inf"
+#: Why a drift or area can be infinite or undefined although the values it comes from are finite.
+ZERO_START = (
+    "A drift or area that is `inf` or `nan` beside finite generation-0 and last values: the value is 0 at "
+    "generation 0 for some seed, and a ratio to 0 is not a number"
+)
 
 
 def explain_nonfinite(values: np.ndarray) -> list[str]:
@@ -99,14 +104,15 @@ def disagreements(
 
 def notes_of(s: Standing) -> list[str]:
     """The notes under a local table: non-finite values explained, unranked entries, disagreeing rankings."""
-    shown = [s.ranking, *s.columns]
     numbers = [e.ranking.mean for e in s.entries] + [e.difference.mean for e in s.entries if e.difference]
+    zero_start = False
     for e in s.entries:
-        for value in shown:
-            if value in e.values:
-                v = e.values[value]
-                numbers += [e.curves[value][0].mean, v.last.mean, v.drift.mean, v.area.mean]
-    notes = explain_nonfinite(np.array(numbers, dtype=np.float64))
+        for value, v in e.values.items():
+            measured = [e.curves[value][0].mean, v.last.mean]
+            numbers += measured
+            summaries = np.array([v.drift.mean, v.area.mean])
+            zero_start |= bool(np.isfinite(measured).all() and not np.isfinite(summaries).all())
+    notes = explain_nonfinite(np.array(numbers, dtype=np.float64)) + ([ZERO_START] if zero_start else [])
     unranked = [e.name for e in s.entries if e.band == (0, 0)]
     if unranked:
         notes.append(f"Not ranked (—): {', '.join(unranked)}: their {ranking_title(s)} is not a finite number.")
