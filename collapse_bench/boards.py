@@ -1,10 +1,12 @@
-"""One protocol's standings, computed from tidy results with :mod:`collapse_bench.stats`.
+"""One protocol's standings, computed from tidy results with :mod:`collapse_bench.stats`, and their tables.
 
-A :class:`Standing` is what every view of a leaderboard shows (markdown page, web page, figures):
-per entry the ranking value with its interval and rank band, the paired difference to the
-reference mixer, and per shown value its last-generation mean, drift, area under the curve and
-generations until the protocol's threshold; per entry, value and generation the curve with its
-interval. Only cells that reached the last generation count.
+A :class:`Standing` is what every view of a leaderboard shows (the local ``leaderboard`` command,
+published pages, the web page, figures): per entry the ranking value with its interval and rank
+band, the paired difference to the reference mixer, and per shown value its last-generation mean,
+drift, area under the curve and generations until the protocol's threshold; per entry, value and
+generation the curve with its interval. Only cells that reached the last generation count.
+:func:`headline_table`, :func:`detail_tables` and :func:`ranking_note` render it as markdown, the
+same for a local leaderboard and a published page.
 """
 
 from __future__ import annotations
@@ -18,11 +20,22 @@ import numpy as np
 import pandas as pd
 
 from collapse_bench import stats
+from collapse_bench.protocol import label_of
 from collapse_bench.stats import Estimate
 
 CELL = ["model", "mixer", "seed"]
 #: Quantile outputs of the protocol's ``distribution`` metric whose curves are kept, lowest first.
 QUANTILES = ("p05", "p50", "p95")
+#: Headline values shown beside the ranking value in a protocol's first table (8 columns in all).
+HEADLINE_VALUES = 2
+ARROW = {"higher": "↑", "lower": "↓"}
+#: How the summaries of the detail tables are defined, said under them.
+SUMMARY_NOTE = (
+    "Drift: value at the last generation over generation 0. Area: mean over generations 0..N of ln(value / "
+    "generation-0 value). Generations until xt: first generation whose ratio to generation 0 reaches t "
+    "(median over seeds; > N: not reached). inf and nan: a value that is not finite (a model that gives "
+    "real text zero probability has infinite perplexity); such entries are not ranked."
+)
 
 
 @dataclass
@@ -75,7 +88,8 @@ class Standing:
 
     @property
     def label(self) -> str:
-        return f"{self.protocol['name']}@{'+'.join(self.versions)}"
+        """``name@version`` (``quick@1.0+1.1`` for pooled minor versions), and for a variant what changed."""
+        return label_of(self.protocol["name"], "+".join(self.versions), self.protocol.get("overrides") or {})
 
     @property
     def methods(self) -> list[str]:
@@ -164,3 +178,77 @@ def standing(
         entries=entries,
         incomplete=len(cells) - len(reached),
     )
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def arrow(s: Standing, value: str) -> str:
+    """`` ↑`` or `` ↓``: which way ``value`` is better (nothing when it has no direction)."""
+    return f" {ARROW[s.directions[value]]}" if s.directions.get(value) in ARROW else ""
+
+
+def ranking_title(s: Standing) -> str:
+    last = s.last_generation
+    return f"{s.ranking} drift g{last}/g0" if s.by == "drift" else f"{s.ranking} g{last}"
+
+
+def ranking_note(s: Standing) -> str:
+    """What ranks the entries, how the intervals were made, what a band and Δ are."""
+    methods = "; ".join(stats.METHODS[m] for m in s.methods)
+    return (
+        f"Ranked by {ranking_title(s)}{arrow(s, s.ranking)}; intervals: {methods}. Entries whose intervals "
+        f"overlap share a rank band (1-2). Δ: paired difference to the `{s.reference}` mixer of the same model "
+        "(seeds pair: they share generation 0 and random streams)."
+    )
+
+
+def headline_table(s: Standing) -> str:
+    """Rank band, model, mixer, seeds, ranking value, Δ and :data:`HEADLINE_VALUES` values: at most 8 columns."""
+    from tabulate import tabulate
+
+    last = s.last_generation
+    head = ["rank", "model", "mixer", "seeds", ranking_title(s) + arrow(s, s.ranking), f"Δ vs {s.reference}"]
+    shown = s.columns[:HEADLINE_VALUES]
+    head += [f"{v} g{last}{arrow(s, v)}" for v in shown]
+    rows = []
+    for e in s.entries:
+        diff = stats.fmt(e.difference) if e.difference is not None else "—"
+        row = [stats.band_label(e.band), e.model, e.mixer, len(e.seeds), stats.fmt(e.ranking), diff]
+        row += [stats.fmt(e.values[v].last) if v in e.values else "—" for v in shown]
+        rows.append(row)
+    return tabulate(rows, headers=head, tablefmt="pipe", disable_numparse=True)
+
+
+def _until(u: float | None, last: int) -> str:
+    if u is None:
+        return "—"
+    return f"> {last}" if math.isinf(u) else f"{u:g}"
+
+
+def detail_tables(s: Standing, heading: str = "##") -> list[str]:
+    """One table per value (the ranking value, then the columns): g0, last, drift, area, generations until.
+
+    Markdown lines, each table under a ``heading`` (``##`` on a page of its own, deeper inside a section).
+    """
+    from tabulate import tabulate
+
+    last = s.last_generation
+    thresholds = (s.protocol.get("leaderboard") or {}).get("thresholds") or {}
+    lines: list[str] = []
+    for value in [s.ranking, *s.columns]:
+        entries = [e for e in s.entries if value in e.values]
+        if not entries:
+            continue
+        until = f"generations until x{thresholds[value]:g}" if value in thresholds else None
+        head = ["model", "mixer", "g0", f"g{last}", f"drift g{last}/g0", "area (mean ln ratio)"]
+        head += [until] if until else []
+        rows = []
+        for e in entries:
+            v = e.values[value]
+            row = [e.model, e.mixer, stats.fmt(e.curves[value][0]), stats.fmt(v.last), stats.fmt(v.drift)]
+            row += [stats.fmt(v.area)] + ([_until(v.until, last)] if until else [])
+            rows.append(row)
+        lines += ["", f"{heading} {value}{arrow(s, value)}", ""]
+        lines.append(tabulate(rows, headers=head, tablefmt="pipe", disable_numparse=True))
+    return lines

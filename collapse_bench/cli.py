@@ -461,20 +461,21 @@ def show(rundir: Path, samples: bool, generation: int | None) -> None:
 )
 @click.option("--strict", is_flag=True, help="A damaged run is an error instead of being skipped with a warning.")
 def leaderboard(paths: tuple[Path, ...], out: Path | None, strict: bool) -> None:
-    """Aggregate runs into ranked markdown tables, one per protocol."""
+    """Aggregate runs into ranked markdown tables with 95% intervals, one per protocol."""
     from collapse_bench import leaderboard as lb
 
     boards = lb.build(list(paths), strict)
     plots: dict[str, str] = {}
     if out:
-        from collapse_bench.plots import plot_board
+        from collapse_bench.figures import values_panel
 
         with _writing_out(out):
             out.parent.mkdir(parents=True, exist_ok=True)
             for b in boards:
-                name = re.sub(r"[^A-Za-z0-9.+_]+", "-", b.protocol.split(" (")[0])  # quick@1.0 -> quick-1.0
+                name = re.sub(r"[^A-Za-z0-9.+_]+", "-", b.label.split(" (")[0])  # quick@1.0 -> quick-1.0
                 png = out.with_name(f"{out.stem}-{name}-{b.fingerprint}.png")
-                plots[b.fingerprint] = plot_board(b, png).name
+                png.write_bytes(values_panel(b.standing)[0])
+                plots[b.fingerprint] = png.name
             out.write_text(lb.to_markdown(boards, plots), encoding="utf-8")
         click.echo(f"wrote {out} ({len(boards)} table(s), {len(plots)} plot(s))")
     else:
@@ -531,19 +532,26 @@ def export(runs: tuple[Path, ...], out: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Only check that the generated files of this leaderboard folder match its bundles (exit 1 if not).",
 )
-def publish(bundles: tuple[Path, ...], root: Path, check_root: Path | None) -> None:
+@click.option(
+    "--embed",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A markdown file whose <!--leaderboard:NAME--> markers get NAME's headline table (checked with --check).",
+)
+def publish(bundles: tuple[Path, ...], root: Path, check_root: Path | None, embed: tuple[Path, ...]) -> None:
     """Validate BUNDLES, store them in the leaderboard folder and regenerate its pages, figures and site."""
     from collapse_bench import publish as pub
 
     if check_root is not None:
-        stale = pub.check(check_root)
+        stale = pub.check(check_root, embed)
         if stale:
+            again = "".join(f" --embed {f}" for f in embed)
             click.echo(f"out of date in {check_root}: {', '.join(stale)}", err=True)
-            click.echo(f"  fix: run `collapse-bench publish --to {check_root}` and commit the result", err=True)
+            click.echo(f"  fix: run `collapse-bench publish --to {check_root}{again}` and commit the result", err=True)
             sys.exit(1)
         click.echo(f"{check_root} is up to date with its bundles")
         return
-    written = pub.publish(list(bundles), root, note=lambda msg: click.echo(msg, err=True))
+    written = pub.publish(list(bundles), root, note=lambda msg: click.echo(msg, err=True), embed=embed)
     click.echo(f"{root}: {len(written)} file(s) written" + "".join(f"\n  {w}" for w in written))
 
 

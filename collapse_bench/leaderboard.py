@@ -1,8 +1,12 @@
-"""Leaderboards: runs aggregated with pandas into one ranked markdown table per protocol.
+"""Local leaderboards: run directories made into the standings a published page shows, as markdown.
 
-Rows of different protocols (name, major version) or of protocol variants (a changed field, seen
-in the fingerprint) are never pooled: each gets its own table. Minor versions of one protocol
-that change no result-shaping field share a fingerprint, and so a table.
+The statistics and tables are those of published pages (:mod:`collapse_bench.boards`, from
+:mod:`collapse_bench.stats`): per entry the ranking value with its 95% interval and rank band,
+the paired difference to the reference mixer, and one detail table per value. What only the local
+command does: it reads run directories (a damaged one is skipped with a warning), pools the minor
+versions of a protocol that share a fingerprint, gives every protocol variant a table of its own,
+counts the cells that did not reach the last generation, and notes what ``inf``/``nan`` mean and
+where another value would rank the entries differently.
 """
 
 from __future__ import annotations
@@ -12,34 +16,39 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
-from collapse_bench import views
-from collapse_bench.protocol import label_of, variant_of
+from collapse_bench import stats, views
+from collapse_bench.boards import (
+    ARROW,
+    SUMMARY_NOTE,
+    Standing,
+    arrow,
+    detail_tables,
+    headline_table,
+    ranking_note,
+    ranking_title,
+    standing,
+)
+from collapse_bench.protocol import variant_of
 from collapse_bench.results import find_runs, results_of
-
-ARROW = {"higher": "↑", "lower": "↓"}
 
 
 @dataclass
 class Board:
-    """One protocol's leaderboard: its heading facts and the ranked table."""
+    """One protocol's (one fingerprint's) local leaderboard: its standing and what the runs add to it."""
 
-    protocol: str  # name@version, or name@1.0+1.1 when minor versions pool
-    fingerprint: str
+    standing: Standing
     description: str
-    metric: str  # the ranking value
-    by: str
-    last_generation: int
     runs: list[str]
-    table: pd.DataFrame  # one row per entry, ranked
-    #: Mean and std per value, entry and generation, for the ranking value and every column.
-    curves: pd.DataFrame
-    #: The values shown beside the ranking value (see :mod:`collapse_bench.views`), in order.
-    columns: list[str]
-    directions: dict[str, str]
-    incomplete: int  # cells that did not reach the last generation
-    notes: list[str] = field(default_factory=list)  # what inf/nan mean here, where rankings disagree
+    notes: list[str] = field(default_factory=list)  # what inf/nan mean here, unranked entries, disagreements
+
+    @property
+    def label(self) -> str:
+        return self.standing.label
+
+    @property
+    def fingerprint(self) -> str:
+        return self.standing.fingerprint
 
 
 #: Why a value can be ``inf``: metrics may report it (never NaN), and for likelihood values it
@@ -50,6 +59,11 @@ INF_MEANS = (
 )
 #: Why a value can be ``nan``: metrics never report it, so it comes from aggregating.
 NAN_MEANS = "`nan`: undefined: a drift of inf / inf, or a mean over seeds of +inf and -inf"
+#: Why a drift or area can be infinite or undefined although the values it comes from are finite.
+ZERO_START = (
+    "A drift or area that is `inf` or `nan` beside finite generation-0 and last values: the value is 0 at "
+    "generation 0 for some seed, and a ratio to 0 is not a number"
+)
 
 
 def explain_nonfinite(values: np.ndarray) -> list[str]:
@@ -58,31 +72,22 @@ def explain_nonfinite(values: np.ndarray) -> list[str]:
     return [text for kind, text in ((np.isinf, INF_MEANS), (np.isnan, NAN_MEANS)) if kind(values).any()]
 
 
-def _rank_note(key: pd.Series, name: str, ascending: bool) -> list[str]:
-    """How entries whose ranking value is not finite are ranked (``ascending``: lower is better)."""
-    v = key.to_numpy(dtype=np.float64)
-    first, later = ("before", "after") if ascending else ("after", "before")
-    parts = [
-        text
-        for present, text in (
-            (np.isposinf(v).any(), f"`inf` ranks {later} every finite value"),
-            (np.isneginf(v).any(), f"`-inf` ranks {first} every finite value"),
-            (np.isnan(v).any(), "`nan` (undefined) ranks last"),
-        )
-        if present
-    ]
-    return [f"Ranked by {name}: " + "; ".join(parts) + "."] if parts else []
-
-
-def disagreements(mean: pd.DataFrame, order: pd.Index, directions: dict[str, str], names: dict[str, str]) -> list[str]:
+def disagreements(
+    mean: pd.DataFrame,
+    order: pd.Index,
+    directions: dict[str, str],
+    names: dict[str, str],
+    ranks: dict | None = None,
+) -> list[str]:
     """Where ranking by another shown value would order the entries differently than the table does.
 
-    One line per such value, giving the table's ranks in that value's order (best first), so a
-    collapse that the ranking value hides is seen beside it. Values without a direction are skipped.
+    One line per such value, giving the table's ranks (``ranks``, by index; default the position
+    in ``order``) in that value's order (best first), so a collapse that the ranking value hides is
+    seen beside it. Values without a direction are skipped.
     """
     if len(order) < 2:
         return []
-    rank = {idx: i for i, idx in enumerate(order, 1)}
+    rank = ranks or {idx: str(i) for i, idx in enumerate(order, 1)}
     lines = []
     for col, label in names.items():
         direction = directions.get(col)
@@ -97,81 +102,28 @@ def disagreements(mean: pd.DataFrame, order: pd.Index, directions: dict[str, str
     return ["Rankings disagree (this table's ranks, in the order each other value would give): " + "; ".join(lines)]
 
 
-def _fmt(mean: float, std: float, seeds: int) -> str:
-    if not np.isfinite(mean):
-        return str(mean)
-    text = f"{mean:.4g}"
-    return f"{text} ± {std:.2g}" if seeds > 1 and np.isfinite(std) else text
-
-
-def _board(df: pd.DataFrame, manifest: dict) -> Board:
-    proto = manifest["protocol"]
-    spec = proto["leaderboard"]
-    last = proto["generations"] - 1
-    directions = df.groupby("metric")["direction"].first().to_dict()
-    cell = ["model", "mixer", "seed"]
-    reached = df[df.generation == last][cell].drop_duplicates()
-    all_cells = df[cell].drop_duplicates()
-    done = df.merge(reached, on=cell)
-    metric = views.ranking(manifest)
-    wide = done[done.generation.isin([0, last])].pivot_table(
-        index=cell, columns=["metric", "generation"], values="value", aggfunc="first"
+def notes_of(s: Standing) -> list[str]:
+    """The notes under a local table: non-finite values explained, unranked entries, disagreeing rankings."""
+    numbers = [e.ranking.mean for e in s.entries] + [e.difference.mean for e in s.entries if e.difference]
+    zero_start = False
+    for e in s.entries:
+        for value, v in e.values.items():
+            measured = [e.curves[value][0].mean, v.last.mean]
+            numbers += measured
+            summaries = np.array([v.drift.mean, v.area.mean])
+            zero_start |= bool(np.isfinite(measured).all() and not np.isfinite(summaries).all())
+    notes = explain_nonfinite(np.array(numbers, dtype=np.float64)) + ([ZERO_START] if zero_start else [])
+    unranked = [e.name for e in s.entries if e.band == (0, 0)]
+    if unranked:
+        notes.append(f"Not ranked (—): {', '.join(unranked)}: their {ranking_title(s)} is not a finite number.")
+    ranked = [e for e in s.entries if e.band != (0, 0)]
+    mean = pd.DataFrame(
+        {v: [e.values[v].last.mean if v in e.values else np.nan for e in ranked] for v in s.columns},
+        index=pd.Index([e.name for e in ranked]),
     )
-    per_seed = pd.DataFrame(index=wide.index)
-    if metric in wide.columns.get_level_values(0):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per_seed["first"] = wide[(metric, 0)]
-            per_seed["last"] = wide[(metric, last)]
-            if spec["by"] == "drift":
-                per_seed["drift"] = per_seed["last"] / per_seed["first"]
-    shown = [c for c in views.columns(manifest) if c != metric and c in wide.columns.get_level_values(0)]
-    for c in shown:
-        per_seed[c] = wide[(c, last)]
-    grouped = per_seed.groupby(level=["model", "mixer"])
-    mean, std, seeds = grouped.mean(), grouped.std(), grouped.size()
-    key = spec["by"] if spec["by"] in mean.columns else "last"
-    ascending = directions.get(metric, "lower") == "lower"
-    if key in mean.columns:
-        order = mean[key].sort_values(ascending=ascending, kind="stable", na_position="last").index
-        order = order.append(mean.index.difference(order))
-    else:
-        order = mean.index
-    rows = []
-    for rank, idx in enumerate(order, 1):
-        row = {"rank": rank, "model": idx[0], "mixer": idx[1], "seeds": int(seeds[idx])}
-        for col in mean.columns:
-            row[col] = _fmt(mean.loc[idx, col], std.loc[idx, col], int(seeds[idx]))
-        rows.append(row)
-    arrow = ARROW.get(directions.get(metric, ""), "")
-    names = {
-        "first": f"{metric} g0",
-        "last": f"{metric} g{last}",
-        "drift": f"{metric} drift (g{last}/g0) {arrow}",
-        **{c: f"{c} g{last} {ARROW.get(directions.get(c, ''), '')}" for c in shown},
-    }
-    table = pd.DataFrame(rows).rename(columns=names)
-    notes = explain_nonfinite(mean.to_numpy(dtype=np.float64))
-    if key in mean.columns:
-        notes += _rank_note(mean[key], names.get(key, key), ascending)
-    notes += disagreements(mean, order, directions, {c: names[c] for c in shown})
-    curve_rows = done[done.metric.isin([metric, *shown])]
-    curves = curve_rows.groupby(["metric", "model", "mixer", "generation"])["value"].agg(["mean", "std"]).reset_index()
-    versions = "+".join(sorted(df.protocol_version.unique()))
-    return Board(
-        protocol=label_of(proto["name"], versions, proto.get("overrides", {})),
-        fingerprint=manifest["fingerprint"],
-        description=_description(proto, versions),
-        metric=metric,
-        by=key,
-        last_generation=last,
-        runs=sorted(df.run.unique()),
-        table=table,
-        curves=curves,
-        incomplete=len(all_cells) - len(reached),
-        columns=shown,
-        directions=directions,
-        notes=notes,
-    )
+    names = {v: f"{v} g{s.last_generation}{arrow(s, v)}" for v in s.columns}
+    ranks = {e.name: stats.band_label(e.band) for e in ranked}
+    return notes + disagreements(mean, mean.index, s.directions, names, ranks)
 
 
 def _description(proto: dict, versions: str) -> str:
@@ -187,38 +139,48 @@ def build(paths: list[Path | str], strict: bool = False) -> list[Board]:
     """One board per (protocol name, fingerprint) found among the runs under ``paths``.
 
     Damaged runs are skipped with a warning (an error with ``strict=True``), see :func:`find_runs`.
+    A cell run twice (a rerun after a crash, say) counts once: the newest run's records are kept.
     """
-    runs = find_runs(paths, strict)
+    runs = find_runs(paths, strict)  # oldest first, so the newest record of a cell comes last
     df = results_of(runs)
-    # A cell run twice (a rerun after a crash, say) counts once: its newest records are kept.
-    key = ["fingerprint", "model", "mixer", "seed", "generation", "metric"]
-    df = df.drop_duplicates(subset=key, keep="last")
     manifests = {m["run_id"]: m for m in (r.manifest() for r in runs)}
-    boards = []
-    for (_, _), group in df.groupby(["protocol", "fingerprint"], sort=True):
-        boards.append(_board(group, views.merge([manifests[r] for r in group.run.unique()])))
-    return boards
+    out = []
+    for (_, fingerprint), group in df.groupby(["protocol", "fingerprint"], sort=True):
+        manifest = views.merge([manifests[r] for r in group.run.unique()])
+        s = standing(
+            group,
+            manifest["protocol"],
+            fingerprint,
+            manifest["directions"],
+            views.columns(manifest),
+            views.ranking(manifest),
+        )
+        description = _description(manifest["protocol"], "+".join(s.versions))
+        out.append(Board(s, description, sorted(group.run.unique()), notes_of(s)))
+    return out
 
 
 def to_markdown(boards: list[Board], plots: dict[str, str] | None = None) -> str:
-    """The leaderboards as markdown (pipe tables, via tabulate)."""
+    """The leaderboards as markdown: per board the published page's headline and detail tables."""
     parts = []
     for b in boards:
-        by = "drift (last generation / generation 0)" if b.by == "drift" else f"value at generation {b.last_generation}"
+        s = b.standing
         lines = [
-            f"## {b.protocol}",
+            f"## {b.label}",
             "",
-            f"{b.description}".strip(),
+            b.description.strip(),
             "",
-            f"Ranked by {b.metric} {by}; mean ± standard deviation over seeds. "
             f"Protocol fingerprint `{b.fingerprint}`; runs: {', '.join(f'`{r}`' for r in b.runs)}.",
+            ranking_note(s),
         ]
-        if b.incomplete:
-            lines.append(f"{b.incomplete} cell(s) that did not reach generation {b.last_generation} are left out.")
-        lines += ["", tabulate(b.table, headers="keys", tablefmt="pipe", showindex=False, disable_numparse=True)]
+        if s.incomplete:
+            lines.append(f"{s.incomplete} cell(s) that did not reach generation {s.last_generation} are left out.")
+        lines += ["", headline_table(s)]
         if b.notes:
             lines += [""] + [f"- {note}" for note in b.notes]
         if plots and b.fingerprint in plots:
-            lines += ["", f"![{b.metric} by generation, {b.protocol}]({plots[b.fingerprint]})"]
+            lines += ["", f"![{b.label}: by generation]({plots[b.fingerprint]})"]
+        lines += detail_tables(s, "###")
+        lines += ["", SUMMARY_NOTE]
         parts.append("\n".join(lines))
     return "# collapse-bench leaderboard\n\n" + "\n\n".join(parts) + "\n"

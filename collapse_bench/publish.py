@@ -4,21 +4,24 @@ A leaderboard folder holds ``results/`` (the bundles, the only input) and what :
 makes from them: ``README.md`` (an index of protocols and their leaders), one page per protocol
 ``<protocol>.md``, and the static site ``site/`` (``index.html``, its script and style, and the
 figures the pages share). :func:`publish` validates new bundles before anything is written;
-:func:`check` says which generated file is out of date.
+:func:`check` says which generated file is out of date. Markdown files outside the folder (the
+repository's README) may show a protocol's headline table between ``<!--leaderboard:NAME-->`` and
+``<!--/leaderboard-->``: given as ``embed``, they are filled in and checked like generated files.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from collapse_bench import stats
-from collapse_bench.boards import Standing, standing
+from collapse_bench import boards, stats
+from collapse_bench.boards import HEADLINE_VALUES, Standing, arrow, ranking_title, standing
 from collapse_bench.bundle import Bundle, dumps, load
 from collapse_bench.errors import UserError
 from collapse_bench.results import COLUMNS
@@ -26,8 +29,8 @@ from collapse_bench.store import write_atomic
 
 RESULTS = "results"
 FIGURES = "site/figures"
-#: Headline values shown beside the ranking value in a protocol's first table (8 columns in all).
-HEADLINE_VALUES = 2
+#: Where a markdown file outside the folder shows the headline table of the published protocol NAME.
+EMBED = re.compile(r"(<!--leaderboard:([^>\s]+)-->)(.*?)(<!--/leaderboard-->)", re.S)
 
 
 @dataclass
@@ -147,16 +150,23 @@ def tidy(bundles: Sequence[Bundle]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def protocols(root: Path) -> list[Published]:
-    """The published protocols of ``root``, each with its standing (one per protocol name and fingerprint)."""
+def pages(items: Sequence[tuple[str, Bundle]]) -> dict[str, list[tuple[str, Bundle]]]:
+    """Bundles by the page they make: one per protocol name and fingerprint, named ``name`` (``name-fingerprint``
+    when results of an earlier version sit beside the current one)."""
     groups: dict[tuple[str, str], list[tuple[str, Bundle]]] = {}
-    for file, b in published_bundles(root):
+    for file, b in items:
         groups.setdefault((b.protocol.name, b.protocol.fingerprint), []).append((file, b))
     names = [name for name, _ in groups]
+    return {
+        name if names.count(name) == 1 else f"{name}-{fingerprint}": group
+        for (name, fingerprint), group in sorted(groups.items())
+    }
+
+
+def protocols(root: Path) -> list[Published]:
+    """The published protocols of ``root``, each with its standing (one per protocol name and fingerprint)."""
     out = []
-    for (name, fingerprint), items in sorted(groups.items()):
-        if names.count(name) > 1:  # results of an earlier version beside the current one: a page each
-            name = f"{name}-{fingerprint}"
+    for name, items in pages(published_bundles(root)).items():
         bundles = [b for _, b in items]
         directions: dict[str, str] = {}
         columns: list[str] = []
@@ -177,15 +187,6 @@ def protocols(root: Path) -> list[Published]:
 # ---------------------------------------------------------------- rendering
 
 
-def _arrow(s: Standing, value: str) -> str:
-    return {"higher": " ↑", "lower": " ↓"}.get(s.directions.get(value, ""), "")
-
-
-def ranking_title(s: Standing) -> str:
-    last = s.last_generation
-    return f"{s.ranking} drift g{last}/g0" if s.by == "drift" else f"{s.ranking} g{last}"
-
-
 def decoding_text(settings: dict) -> str:
     """The decoding settings that shape collapse, in words (temperature always stated)."""
     from collapse_bench.decoding import Decoding
@@ -199,21 +200,11 @@ def decoding_text(settings: dict) -> str:
     return ", ".join(parts)
 
 
-def _until(u: float | None, last: int) -> str:
-    if u is None:
-        return "—"
-    return f"> {last}" if math.isinf(u) else f"{u:g}"
-
-
 def page(p: Published, figures: dict[str, str]) -> str:
     """The markdown page of one protocol: heading facts, the headline table, one detail table per value."""
-    from tabulate import tabulate
-
     s = p.standing
     settings = s.protocol
-    last = s.last_generation
     seeds = sorted({len(e.seeds) for e in s.entries})
-    methods = "; ".join(stats.METHODS[m] for m in s.methods)
     lines = [
         f"# {s.label}",
         "",
@@ -226,48 +217,16 @@ def page(p: Published, figures: dict[str, str]) -> str:
         f"Run data: {', '.join(f'[{f}]({RESULTS}/{f})' for f, _ in p.bundles)}. "
         f"Curves and sample text per entry: [site/index.html#{p.name}](site/index.html#{p.name}).",
         "",
-        f"Ranked by {ranking_title(s)}{_arrow(s, s.ranking)}; intervals: {methods}. Entries whose intervals "
-        f"overlap share a rank band (1-2). Δ: paired difference to the `{s.reference}` mixer of the same model "
-        "(seeds pair: they share generation 0 and random streams).",
+        boards.ranking_note(s),
     ]
     if s.incomplete:
-        lines.append(f"{s.incomplete} cell(s) that did not reach generation {last} are left out.")
-    head = ["rank", "model", "mixer", "seeds", ranking_title(s) + _arrow(s, s.ranking), f"Δ vs {s.reference}"]
-    shown = s.columns[:HEADLINE_VALUES]
-    head += [f"{v} g{last}{_arrow(s, v)}" for v in shown]
-    rows = []
-    for e in s.entries:
-        diff = stats.fmt(e.difference) if e.difference is not None else "—"
-        row = [stats.band_label(e.band), e.model, e.mixer, len(e.seeds), stats.fmt(e.ranking), diff]
-        row += [stats.fmt(e.values[v].last) if v in e.values else "—" for v in shown]
-        rows.append(row)
-    lines += ["", tabulate(rows, headers=head, tablefmt="pipe", disable_numparse=True)]
+        lines.append(f"{s.incomplete} cell(s) that did not reach generation {s.last_generation} are left out.")
+    lines += ["", boards.headline_table(s)]
     for key, title in (("values", "by generation"), ("distribution", "distribution by generation")):
         if key in figures:
             lines += ["", f"![{s.label}: {title}]({figures[key]})"]
-    thresholds = (settings.get("leaderboard") or {}).get("thresholds") or {}
-    for value in [s.ranking, *s.columns]:
-        entries = [e for e in s.entries if value in e.values]
-        if not entries:
-            continue
-        until = f"generations until x{thresholds[value]:g}" if value in thresholds else None
-        head = ["model", "mixer", "g0", f"g{last}", f"drift g{last}/g0", "area (mean ln ratio)"]
-        head += [until] if until else []
-        rows = []
-        for e in entries:
-            v = e.values[value]
-            row = [e.model, e.mixer, stats.fmt(e.curves[value][0]), stats.fmt(v.last), stats.fmt(v.drift)]
-            row += [stats.fmt(v.area)] + ([_until(v.until, last)] if until else [])
-            rows.append(row)
-        lines += ["", f"## {value}{_arrow(s, value)}", ""]
-        lines.append(tabulate(rows, headers=head, tablefmt="pipe", disable_numparse=True))
-    lines += [
-        "",
-        "Drift: value at the last generation over generation 0. Area: mean over generations 0..N of ln(value / "
-        "generation-0 value). Generations until xt: first generation whose ratio to generation 0 reaches t "
-        "(median over seeds; > N: not reached). inf and nan: a value that is not finite (a model that gives "
-        "real text zero probability has infinite perplexity); such entries are not ranked.",
-    ]
+    lines += boards.detail_tables(s)
+    lines += ["", boards.SUMMARY_NOTE]
     return "\n".join(lines) + "\n"
 
 
@@ -288,7 +247,7 @@ def index(published: Sequence[Published]) -> str:
         seeds = "/".join(map(str, sorted({len(e.seeds) for e in s.entries})))
         lines.append(
             f"| [{s.label}]({p.name}.md) | `{s.fingerprint}` | {len(s.entries)} | {seeds} | "
-            f"{ranking_title(s)}{_arrow(s, s.ranking)} | {leaders} |"
+            f"{ranking_title(s)}{arrow(s, s.ranking)} | {leaders} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -311,10 +270,10 @@ def _site_data(p: Published, figures: dict[str, str]) -> dict:
         "fingerprint": s.fingerprint,
         "description": s.protocol.get("description", ""),
         "decoding": decoding_text(s.protocol),
-        "ranking": ranking_title(s) + _arrow(s, s.ranking),
+        "ranking": ranking_title(s) + arrow(s, s.ranking),
         "reference": s.reference,
         "methods": "; ".join(stats.METHODS[m] for m in s.methods),
-        "columns": [f"{v} g{s.last_generation}{_arrow(s, v)}" for v in s.columns[:HEADLINE_VALUES]],
+        "columns": [f"{v} g{s.last_generation}{arrow(s, v)}" for v in s.columns[:HEADLINE_VALUES]],
         "figures": {k: v.removeprefix("site/") for k, v in figures.items()},
         "results": [f"../{RESULTS}/{f}" for f, _ in p.bundles],
         "entries": [
@@ -361,13 +320,13 @@ def site(published: Sequence[Published], figures: dict[str, dict[str, str]]) -> 
     return env.get_template("index.html").render(protocols=data, data=text)
 
 
-def render(root: Path) -> dict[str, bytes]:
+def render(root: Path, published: Sequence[Published] | None = None) -> dict[str, bytes]:
     """Every generated file of the leaderboard folder ``root``, by path relative to it."""
     from importlib.resources import files
 
     from collapse_bench import figures as figs
 
-    published = protocols(root)
+    published = protocols(root) if published is None else published
     out: dict[str, bytes] = {}
     shown: dict[str, dict[str, str]] = {}
     for p in published:
@@ -388,46 +347,86 @@ def render(root: Path) -> dict[str, bytes]:
     return out
 
 
-def _same(path: str, new: bytes, old: bytes) -> bool:
-    if path.endswith(".png"):
+def _embedding(file: Path, published: Sequence[str]) -> str:
+    """The text of a markdown file to fill in; refused unless it has a marker and each names a ``published`` page."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {str(file)!r}: {exc.strerror}", "give a markdown file to --embed") from None
+    names = [m[2] for m in EMBED.finditer(text)]
+    if not names:
+        raise UserError(
+            f"{str(file)!r} has no <!--leaderboard:NAME--> ... <!--/leaderboard--> marker",
+            "add one where the table goes (NAME: a published protocol, e.g. quick), or do not --embed it",
+        )
+    for name in names:
+        if name not in published:
+            raise UserError(
+                f"{str(file)!r}: <!--leaderboard:{name}--> names a protocol not published here "
+                f"(published: {', '.join(published) or 'none'})",
+                "publish its bundles first, or name a published protocol in the marker",
+            )
+    return text
+
+
+def targets(root: Path, embed: Sequence[Path] = ()) -> dict[Path, bytes]:
+    """Every file made from the bundles of ``root``: its own, and each of ``embed`` with its tables filled in."""
+    published = protocols(root)
+    out = {root / path: content for path, content in render(root, published).items()}
+    standings = {p.name: p.standing for p in published}
+
+    def table(m: re.Match) -> str:
+        return f"{m[1]}\n{boards.headline_table(standings[m[2]])}\n{m[4]}"
+
+    for file in map(Path, embed):
+        out[file] = EMBED.sub(table, _embedding(file, list(standings))).encode()
+    return out
+
+
+def _same(path: Path, new: bytes, old: bytes) -> bool:
+    if path.suffix == ".png":
         from collapse_bench.figures import figure_hash
 
         return figure_hash(old) is not None and figure_hash(old) == figure_hash(new)
     return old == new
 
 
-def check(root: Path) -> list[str]:
-    """The generated files of ``root`` that are missing or out of date with its bundles."""
+def _name(target: Path, root: Path) -> str:
+    """A generated file as reports name it: relative to the leaderboard folder, an embedding file as given."""
+    return str(target.relative_to(root)) if target.is_relative_to(root) else str(target)
+
+
+def check(root: Path, embed: Sequence[Path] = ()) -> list[str]:
+    """The files made from the bundles of ``root`` (``embed`` too) that are missing or out of date."""
     leaderboard_folder(root)
     if not (root / RESULTS).is_dir():
         raise UserError(f"{str(root)!r} has no {RESULTS}/ folder", "publish bundles into it first")
     stale = []
-    for path, content in sorted(render(root).items()):
-        target = root / path
-        if not target.is_file() or not _same(path, content, target.read_bytes()):
-            stale.append(path)
+    for target, content in sorted(targets(root, embed).items()):
+        if not target.is_file() or not _same(target, content, target.read_bytes()):
+            stale.append(_name(target, root))
     return stale
 
 
-def write(root: Path) -> list[str]:
-    """Regenerate every generated file of ``root``; the paths written."""
+def write(root: Path, embed: Sequence[Path] = ()) -> list[str]:
+    """Regenerate every generated file of ``root`` and the tables embedded in ``embed``; the paths written."""
     written = []
-    for path, content in render(root).items():
-        target = root / path
-        if target.is_file() and _same(path, content, target.read_bytes()):
+    for target, content in targets(root, embed).items():
+        if target.is_file() and _same(target, content, target.read_bytes()):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_bytes(content)
         tmp.replace(target)
-        written.append(path)
+        written.append(_name(target, root))
     return written
 
 
-def publish(paths: Sequence[Path], root: Path, note: Callable[[str], None]) -> list[str]:
+def publish(paths: Sequence[Path], root: Path, note: Callable[[str], None], embed: Sequence[Path] = ()) -> list[str]:
     """Validate every bundle of ``paths``, store the new ones under ``root/results/`` and regenerate ``root``.
 
-    Nothing is written unless every bundle passes.
+    Several bundles of one protocol (grids with different entries) make one page together. Nothing
+    is written unless every bundle passes.
     """
     leaderboard_folder(root)
     published = published_bundles(root)
@@ -444,7 +443,9 @@ def publish(paths: Sequence[Path], root: Path, note: Callable[[str], None]) -> l
             note(f"{source}: already published as {RESULTS}/{file}")
             continue
         accepted.append((file, bundle))
+    for file in embed:  # refused before anything is written, like a bad bundle
+        _embedding(Path(file), list(pages(published + accepted)))
     (root / RESULTS).mkdir(parents=True, exist_ok=True)
     for file, bundle in accepted:
         write_atomic(root / RESULTS / file, dumps(bundle))
-    return [f"{RESULTS}/{f}" for f, _ in accepted] + write(root)
+    return [f"{RESULTS}/{f}" for f, _ in accepted] + write(root, embed)

@@ -172,16 +172,54 @@ def test_export_skips_a_damaged_run_with_a_warning(smoke, tmp_path, cli):
     assert len(bundles.load(tmp_path / "b.json").records) == 12
 
 
-def test_the_regeneration_script_runs_export_and_publish_on_a_smoke_grid(tmp_path):
+def test_the_regeneration_script_publishes_two_bundles_of_one_protocol_as_one_page(tmp_path):
+    # GRID=smoke publishes smoke as quick is published: two grids (ngram, categorical), two bundles, one page
     script = Path(__file__).parents[1] / "scripts" / "regenerate_leaderboards.sh"
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!--leaderboard:smoke-->\nstale table\n<!--/leaderboard-->\nend\n")
     env = {**os.environ, "GRID": "smoke", "OUT": str(tmp_path / "lb"), "RUNS": str(tmp_path / "runs")}
+    env.update(EMBED=str(readme), JOBS="1")  # one worker: this grid is seconds of work
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])  # this venv's collapse-bench
     done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "up to date with its bundles" in done.stdout
-    (p,) = publish.protocols(tmp_path / "lb")
-    assert p.name == "smoke" and sorted(len(e.seeds) for e in p.standing.entries) == [2, 2]
     assert not (tmp_path / "lb.new").exists()
+    assert sorted(p.name for p in (tmp_path / "runs").glob("*.json")) == [
+        "smoke-categorical-2.json",
+        "smoke-ngram-2.json",
+    ]
+    for run in ("smoke-ngram-2", "smoke-categorical-2"):  # JOBS reached the runs as --jobs
+        command = json.loads((tmp_path / "runs" / run / "manifest.json").read_text())["command"]
+        assert command[command.index("--jobs") + 1] == "1"
+    (p,) = publish.protocols(tmp_path / "lb")
+    assert p.name == "smoke" and len(p.bundles) == 2
+    cells = sorted((e.model, e.mixer, len(e.seeds)) for e in p.standing.entries)
+    assert cells == [("categorical", m, 2) for m in ("accumulate", "replace")] + [
+        ("ngram", m, 2) for m in ("accumulate", "replace")
+    ]
+    # the README's table between the markers is the page's headline table
+    text = readme.read_text()
+    assert text.startswith("intro\n<!--leaderboard:smoke-->\n| rank ") and text.endswith("<!--/leaderboard-->\nend\n")
+    assert "stale table" not in text
+    page = (tmp_path / "lb" / "smoke.md").read_text()
+    embedded = text.split("<!--leaderboard:smoke-->\n")[1].split("\n<!--/leaderboard-->")[0]
+    assert embedded in page and len(embedded.splitlines()) == 2 + 4
+
+
+def test_an_embedded_table_out_of_date_is_found_and_a_bad_marker_refused(published, tmp_path, cli):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!--leaderboard:smoke-->\n<!--/leaderboard-->\n")
+    stale = cli("publish", "--check", str(published), "--embed", str(readme), cwd=tmp_path)
+    assert stale.returncode == 1 and "README.md" in stale.stderr and f"--embed {readme}" in stale.stderr
+    lb = tmp_path / "lb"
+    shutil.copytree(published, lb)
+    assert cli("publish", "--to", str(lb), "--embed", str(readme), cwd=tmp_path).returncode == 0
+    assert cli("publish", "--check", str(lb), "--embed", str(readme), cwd=tmp_path).returncode == 0
+    before = snapshot(lb)
+    readme.write_text("<!--leaderboard:quick-->\n<!--/leaderboard-->\n")
+    done = cli("publish", "--to", str(lb), "--embed", str(readme), cwd=tmp_path)
+    assert done.returncode == 2 and "names a protocol not published here (published: smoke)" in done.stderr
+    assert snapshot(lb) == before and readme.read_text() == "<!--leaderboard:quick-->\n<!--/leaderboard-->\n"
 
 
 def test_the_documented_json_schema_is_the_one_validated():

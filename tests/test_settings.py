@@ -214,7 +214,7 @@ def test_minor_versions_pool_and_a_major_version_does_not(run, tmp_path):
     run("smoke", ["ngram"], ["replace"])
     run(str(minor), ["ngram"], ["accumulate"])
     run(str(major), ["ngram"], ["replace"])
-    boards = {b.protocol: b for b in build([tmp_path])}
+    boards = {b.label: b.standing for b in build([tmp_path])}
     assert set(boards) == {"smoke@1.0+1.1", "smoke@2.0"}
-    assert sorted(boards["smoke@1.0+1.1"].table["mixer"]) == ["accumulate", "replace"]
-    assert list(boards["smoke@2.0"].table["mixer"]) == ["replace"]
+    assert sorted(e.mixer for e in boards["smoke@1.0+1.1"].entries) == ["accumulate", "replace"]
+    assert [e.mixer for e in boards["smoke@2.0"].entries] == ["replace"]

@@ -1,4 +1,4 @@
-"""Every view (console summary, `show`, leaderboard, plots) shows what metrics declare, plugin metrics too."""
+"""Every view (console summary, `show`, leaderboard, figures) shows what metrics declare, plugin metrics too."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from conftest import make_distribution
 from PIL import Image
 
-from collapse_bench import views
+from collapse_bench import figures, leaderboard, views
 
 PLUGIN = '''
 import numpy as np
@@ -90,14 +90,16 @@ def test_a_plugin_metric_appears_in_every_view(tmp_path, site):
     board = (tmp_path / "lb" / "smoke.md").read_text()
     header = next(line for line in board.splitlines() if line.startswith("| rank"))
     assert "top-share.share g2 ↓" in header and "perplexity.bits_per_char g2 ↓" in header
-    assert "top-share.types" not in header
+    assert "top-share.types" not in board and "### top-share.share ↓" in board  # a detail table of its own
     row = next(line for line in board.splitlines() if "| replace" in line)
     column = [c.strip() for c in header.split("|")].index("top-share.share g2 ↓")
-    assert row.split("|")[column].strip() == f"{share[2]:.4g}"
-    # plots: one panel per shown value, the plugin's among them
+    assert float(row.split("|")[column]) == pytest.approx(share[2], rel=1e-3)  # one seed: 4 significant digits
+    # plots: one panel per shown value, the plugin's among them; the PNG carries the hash of what it draws
     (png,) = (tmp_path / "lb").glob("*.png")
-    panels = Image.open(png).info["Description"]
-    assert panels == "panels: perplexity ↓; top-share.share ↓; perplexity.bits_per_char ↓"  # ranking value first
+    (lb,) = leaderboard.build([tmp_path / "runs"])
+    drawn = figures.values_data(lb.standing)
+    assert list(drawn) == ["perplexity", "top-share.share", "perplexity.bits_per_char"]  # ranking value first
+    assert Image.open(png).info["Description"] == figures.data_hash(drawn)
 
 
 def test_a_run_of_plugin_metrics_only_is_ranked_by_their_first_headline_value(tmp_path, site):
@@ -134,8 +136,11 @@ def test_the_protocol_chooses_ranking_value_and_columns(tmp_path):
     header = next(line for line in board.splitlines() if line.startswith("| rank"))
     cells = [c.strip() for c in header.strip("|").split("|")]
     # `tail` ranks by its first headline value; `repetition` stands for its headline values
-    assert cells[4:] == ["tail.type_coverage g0", "tail.type_coverage g2", "repetition.seq_rep_4 g2 ↓",
-                         "repetition.distinct_4 g2 ↑", "unigram-divergence.kl g2 ↓"]  # fmt: skip
+    assert cells[4:] == ["tail.type_coverage g2 ↑", "Δ vs replace", "repetition.seq_rep_4 g2 ↓",
+                         "repetition.distinct_4 g2 ↑"]  # fmt: skip
+    details = [line for line in board.splitlines() if line.startswith("### ")]
+    assert details == ["### tail.type_coverage ↑", "### repetition.seq_rep_4 ↓", "### repetition.distinct_4 ↑",
+                       "### unigram-divergence.kl ↓"]  # fmt: skip
     (run,) = (tmp_path / "runs").iterdir()
     shown = cb("show", str(run), cwd=tmp_path, env={}).stdout
     titles = [line for line in shown.splitlines() if line.endswith("is better)")]
