@@ -56,9 +56,25 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _imported(name: str, path: Path) -> set[str]:
-    """Modules that ``import`` statements of module ``name`` (file ``path``) bring in."""
+def _imported(name: str, path: Path) -> frozenset[str]:
+    """Modules that ``import`` statements of module ``name`` (file ``path``) bring in.
+
+    Parsed once per process and version of the file (every component's hash walks the same
+    core modules); an edited file is parsed again.
+    """
+    st = path.stat()
+    return _imports_of(name, path, (st.st_size, st.st_mtime_ns, st.st_ino))
+
+
+@functools.cache
+def _imports_of(name: str, path: Path, stamp: tuple[int, int, int]) -> frozenset[str]:
+    """:func:`_imported` for one version (``stamp``) of the file.
+
+    Only names of ``name``'s own top-level package are resolved to submodules: another package
+    is never hashed, and looking its names up would import it (transformers alone takes a second).
+    """
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    top = name.partition(".")[0]
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
@@ -73,15 +89,16 @@ def _imported(name: str, path: Path) -> set[str]:
             if node.level:
                 parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 base = f"{parent}.{base}" if base else parent
+            own = base.partition(".")[0] == top
             for alias in node.names:
                 # `from pkg import sub` uses the submodule pkg.sub, `from mod import f` the module mod.
                 sub = f"{base}.{alias.name}"
-                found.add(sub if alias.name != "*" and _module_file(sub) is not None else base)
+                found.add(sub if own and alias.name != "*" and _module_file(sub) is not None else base)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
     visit(ast.parse(path.read_bytes(), str(path)))
-    return found
+    return frozenset(found)
 
 
 def code_modules(module: str) -> dict[str, Path]:

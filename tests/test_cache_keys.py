@@ -234,3 +234,22 @@ def test_a_component_from_a_plugins_folder_is_keyed_by_its_file(tmp_path):
         code_hash.cache_clear()
         hashes.append(code_hash(_import_file(source).Last))
     assert "unknown" not in hashes and hashes[0] != hashes[1]
+
+
+def test_hashing_a_components_code_imports_no_other_package():
+    """Resolving `from transformers import X` must not import transformers (a second of every rerun)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from collapse_bench.plugins import get_registry\n"
+        "from collapse_bench.keys import code_hash\n"
+        "registry = get_registry()\n"
+        "classes = [e.obj for kind in ('dataset', 'model', 'metric') for e in registry.entries(kind)]\n"
+        "before = set(sys.modules)\n"
+        "assert 'unknown' not in [code_hash(c) for c in classes]\n"
+        "print(sorted({m.split('.')[0] for m in set(sys.modules) - before} - {'collapse_bench'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
