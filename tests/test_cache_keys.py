@@ -31,9 +31,11 @@ def test_code_of_a_component_is_its_module_and_the_package_modules_it_imports():
         "collapse_bench.settings",
         "collapse_bench.errors",
     }
-    # `from collapse_bench.builtin.models import torch_support` inside a method is followed to the submodule.
+    # `from collapse_bench.builtin.models import torch_decoding` inside a method is followed to the
+    # submodule, and from there to the torch plumbing it imports.
     hf = code_modules(HfModel.__module__)
-    assert "collapse_bench.builtin.models.torch_support" in hf
+    for torch_side in ("torch_support", "torch_training", "torch_decoding"):
+        assert f"collapse_bench.builtin.models.{torch_side}" in hf
     assert "collapse_bench.builtin.models.ngram" not in hf
 
 

@@ -112,11 +112,11 @@ def test_repetition_penalty_reduces_repeats(real):
 
 
 def test_lean_gpt2_decoder_computes_what_the_model_computes(real):
-    from collapse_bench.builtin.models import torch_support
+    from collapse_bench.builtin.models import torch_decoding
 
     model = fit(GptModel(**MICRO), real).module
     ids = torch.as_tensor(real.test[:4, :10].astype(np.int64))
-    step = torch_support.decoder(model, None, 12)
+    step = torch_decoding.decoder(model, None, 12)
     assert type(step).__name__ == "_Gpt2Decoder"
     with torch.inference_mode():
         lean = [step(ids[:, :8]), step(ids[:, 8:9]), step(ids[:, 9:10])]
@@ -125,7 +125,7 @@ def test_lean_gpt2_decoder_computes_what_the_model_computes(real):
 
 
 def test_lean_decoder_falls_back_to_the_model_when_transformers_changes_underneath(real):
-    from collapse_bench.builtin.models import torch_support
+    from collapse_bench.builtin.models import torch_decoding
 
     model = fit(GptModel(**MICRO), real).module
 
@@ -134,7 +134,7 @@ def test_lean_decoder_falls_back_to_the_model_when_transformers_changes_undernea
 
     model.transformer.register_forward_hook(changed_body)  # the lean path reads the modules, not this forward
     ids = torch.as_tensor(real.test[:4, :10].astype(np.int64))
-    step = torch_support.decoder(model, None, 12)
+    step = torch_decoding.decoder(model, None, 12)
     with torch.inference_mode():
         with pytest.warns(RuntimeWarning, match="lean GPT-2 decoder computes other logits"):
             first = step(ids[:, :8])
@@ -144,7 +144,7 @@ def test_lean_decoder_falls_back_to_the_model_when_transformers_changes_undernea
 
 
 def test_inverse_cdf_draws_follow_the_probabilities_and_skip_zeros():
-    from collapse_bench.builtin.models.torch_support import _draw
+    from collapse_bench.builtin.models.torch_decoding import _draw
 
     probs = torch.tensor([[0.0, 0.25, 0.0, 0.75, 0.0]]).repeat(20000, 1)
     counts = torch.bincount(_draw(probs, torch.Generator().manual_seed(0)), minlength=5).numpy()

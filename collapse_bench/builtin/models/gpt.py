@@ -118,11 +118,11 @@ class GptModel(TorchLM):
 
     def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
         """``n`` rows of exactly ``ctx.length`` tokens, each decoded from BOS alone."""
-        from collapse_bench.builtin.models import torch_support
+        from collapse_bench.builtin.models import torch_decoding
 
         prompts = [np.array([self.bos])] * n
         span = (ctx.length, ctx.length)
-        rows = torch_support.generate(
+        rows = torch_decoding.generate(
             self.module,
             prompts,
             ctx.decoding,
