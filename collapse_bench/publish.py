@@ -1,10 +1,11 @@
 """Publishing: validated bundles in ``results/``, and everything else of a leaderboard folder made from them.
 
-A leaderboard folder holds ``results/`` (the bundles, the only input) and what :func:`render`
-makes from them: ``README.md`` (an index of protocols and their leaders), one page per protocol
-``<protocol>.md``, and the static site ``site/`` (``index.html``, its script and style, and the
-figures the pages share). :func:`publish` validates new bundles before anything is written;
-:func:`check` says which generated file is out of date.
+A leaderboard folder holds ``results/`` (the bundles, the only input, read by
+:mod:`collapse_bench.published`) and what :func:`render` makes from them: ``README.md`` (an index
+of protocols and their leaders), one page per protocol ``<protocol>.md``, and the static site
+``site/`` (``index.html``, its script and style, and the figures the pages share), whose text
+:mod:`collapse_bench.pages` writes. :func:`publish` validates new bundles before anything is
+written; :func:`check` says which generated file is out of date.
 """
 
 from __future__ import annotations
@@ -12,34 +13,15 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
-from collapse_bench import stats
-from collapse_bench.boards import Standing, standing
 from collapse_bench.bundle import Bundle, dumps, load
 from collapse_bench.errors import UserError
-from collapse_bench.results import COLUMNS
+from collapse_bench.pages import index, page, site
+from collapse_bench.published import RESULTS, protocols, published_bundles
 from collapse_bench.store import write_atomic
 
-RESULTS = "results"
 FIGURES = "site/figures"
-#: Headline values shown beside the ranking value in a protocol's first table (8 columns in all).
-HEADLINE_VALUES = 2
-
-
-@dataclass
-class Published:
-    """The bundles of one protocol and the standing made from them."""
-
-    name: str
-    bundles: list[tuple[str, Bundle]]  # (file name under results/, bundle)
-    standing: Standing
-
-
-# ---------------------------------------------------------------- validation
 
 
 def leaderboard_folder(root: Path) -> None:
@@ -113,252 +95,6 @@ def contradiction(bundle: Bundle, published: Sequence[tuple[str, Bundle]], sourc
                         f"{value} = {x:.6g}, but {RESULTS}/{file} published {y:.6g}",
                         "the same entry and seed must reproduce; find out why they differ before publishing",
                     )
-
-
-# ---------------------------------------------------------------- reading
-
-
-def published_bundles(root: Path) -> list[tuple[str, Bundle]]:
-    """Every bundle under ``root/results/``, by file name."""
-    folder = root / RESULTS
-    return [(p.name, load(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-
-
-def tidy(bundles: Sequence[Bundle]) -> pd.DataFrame:
-    """The bundles' values in the columns of :func:`collapse_bench.results.load_results`."""
-    rows = [
-        (
-            b.runs[0].run_id,
-            b.protocol.name,
-            b.protocol.version,
-            b.protocol.fingerprint,
-            r.model,
-            r.mixer,
-            r.seed,
-            r.generation,
-            value,
-            x,
-            b.directions.get(value, ""),
-        )
-        for b in bundles
-        for r in b.records
-        for value, x in r.scores.items()
-    ]
-    return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def protocols(root: Path) -> list[Published]:
-    """The published protocols of ``root``, each with its standing (one per protocol name and fingerprint)."""
-    groups: dict[tuple[str, str], list[tuple[str, Bundle]]] = {}
-    for file, b in published_bundles(root):
-        groups.setdefault((b.protocol.name, b.protocol.fingerprint), []).append((file, b))
-    names = [name for name, _ in groups]
-    out = []
-    for (name, fingerprint), items in sorted(groups.items()):
-        if names.count(name) > 1:  # results of an earlier version beside the current one: a page each
-            name = f"{name}-{fingerprint}"
-        bundles = [b for _, b in items]
-        directions: dict[str, str] = {}
-        columns: list[str] = []
-        for b in bundles:
-            directions.update(b.directions)
-            columns += [c for c in b.columns if c not in columns]
-        first = bundles[0].protocol
-        out.append(
-            Published(
-                name,
-                items,
-                standing(tidy(bundles), first.settings, first.fingerprint, directions, columns, bundles[0].ranking),
-            )
-        )
-    return out
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def _arrow(s: Standing, value: str) -> str:
-    return {"higher": " ↑", "lower": " ↓"}.get(s.directions.get(value, ""), "")
-
-
-def ranking_title(s: Standing) -> str:
-    last = s.last_generation
-    return f"{s.ranking} drift g{last}/g0" if s.by == "drift" else f"{s.ranking} g{last}"
-
-
-def decoding_text(settings: dict) -> str:
-    """The decoding settings that shape collapse, in words (temperature always stated)."""
-    from collapse_bench.decoding import Decoding
-
-    recorded = dict(settings.get("decoding") or {})
-    strategy = recorded.get("strategy", Decoding().strategy)
-    parts = [f"strategy {strategy}"]
-    if strategy == "sample" and "temperature" not in recorded:
-        parts.append("temperature 1 (default)")
-    parts += [f"{k.replace('_', ' ')} {v}" for k, v in recorded.items() if k != "strategy"]
-    return ", ".join(parts)
-
-
-def _until(u: float | None, last: int) -> str:
-    if u is None:
-        return "—"
-    return f"> {last}" if math.isinf(u) else f"{u:g}"
-
-
-def page(p: Published, figures: dict[str, str]) -> str:
-    """The markdown page of one protocol: heading facts, the headline table, one detail table per value."""
-    from tabulate import tabulate
-
-    s = p.standing
-    settings = s.protocol
-    last = s.last_generation
-    seeds = sorted({len(e.seeds) for e in s.entries})
-    methods = "; ".join(stats.METHODS[m] for m in s.methods)
-    lines = [
-        f"# {s.label}",
-        "",
-        settings.get("description", ""),
-        "",
-        f"Protocol `{p.name}` version {'+'.join(s.versions)}, fingerprint `{s.fingerprint}`; "
-        f"{settings['generations']} generations of {settings['samples']} synthetic rows; "
-        f"dataset `{settings['dataset']}`; "
-        f"decoding: {decoding_text(settings)}. Seeds per entry: {', '.join(map(str, seeds))}. "
-        f"Run data: {', '.join(f'[{f}]({RESULTS}/{f})' for f, _ in p.bundles)}. "
-        f"Curves and sample text per entry: [site/index.html#{p.name}](site/index.html#{p.name}).",
-        "",
-        f"Ranked by {ranking_title(s)}{_arrow(s, s.ranking)}; intervals: {methods}. Entries whose intervals "
-        f"overlap share a rank band (1-2). Δ: paired difference to the `{s.reference}` mixer of the same model "
-        "(seeds pair: they share generation 0 and random streams).",
-    ]
-    if s.incomplete:
-        lines.append(f"{s.incomplete} cell(s) that did not reach generation {last} are left out.")
-    head = ["rank", "model", "mixer", "seeds", ranking_title(s) + _arrow(s, s.ranking), f"Δ vs {s.reference}"]
-    shown = s.columns[:HEADLINE_VALUES]
-    head += [f"{v} g{last}{_arrow(s, v)}" for v in shown]
-    rows = []
-    for e in s.entries:
-        diff = stats.fmt(e.difference) if e.difference is not None else "—"
-        row = [stats.band_label(e.band), e.model, e.mixer, len(e.seeds), stats.fmt(e.ranking), diff]
-        row += [stats.fmt(e.values[v].last) if v in e.values else "—" for v in shown]
-        rows.append(row)
-    lines += ["", tabulate(rows, headers=head, tablefmt="pipe", disable_numparse=True)]
-    for key, title in (("values", "by generation"), ("distribution", "distribution by generation")):
-        if key in figures:
-            lines += ["", f"![{s.label}: {title}]({figures[key]})"]
-    thresholds = (settings.get("leaderboard") or {}).get("thresholds") or {}
-    for value in [s.ranking, *s.columns]:
-        entries = [e for e in s.entries if value in e.values]
-        if not entries:
-            continue
-        until = f"generations until x{thresholds[value]:g}" if value in thresholds else None
-        head = ["model", "mixer", "g0", f"g{last}", f"drift g{last}/g0", "area (mean ln ratio)"]
-        head += [until] if until else []
-        rows = []
-        for e in entries:
-            v = e.values[value]
-            row = [e.model, e.mixer, stats.fmt(e.curves[value][0]), stats.fmt(v.last), stats.fmt(v.drift)]
-            row += [stats.fmt(v.area)] + ([_until(v.until, last)] if until else [])
-            rows.append(row)
-        lines += ["", f"## {value}{_arrow(s, value)}", ""]
-        lines.append(tabulate(rows, headers=head, tablefmt="pipe", disable_numparse=True))
-    lines += [
-        "",
-        "Drift: value at the last generation over generation 0. Area: mean over generations 0..N of ln(value / "
-        "generation-0 value). Generations until xt: first generation whose ratio to generation 0 reaches t "
-        "(median over seeds; > N: not reached). inf and nan: a value that is not finite (a model that gives "
-        "real text zero probability has infinite perplexity); such entries are not ranked.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def index(published: Sequence[Published]) -> str:
-    """``README.md`` of the leaderboard folder: every protocol and its leaders."""
-    lines = [
-        "# collapse-bench leaderboards",
-        "",
-        "Generated by `collapse-bench publish` from the bundles in [results/](results/); do not edit by hand. "
-        "Browse them at [site/index.html](site/index.html).",
-        "",
-        "| protocol | fingerprint | entries | seeds | ranked by | leaders (rank band 1) |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for p in published:
-        s = p.standing
-        leaders = ", ".join(f"{e.name} {stats.fmt(e.ranking)}" for e in s.entries if e.band[0] == 1)
-        seeds = "/".join(map(str, sorted({len(e.seeds) for e in s.entries})))
-        lines.append(
-            f"| [{s.label}]({p.name}.md) | `{s.fingerprint}` | {len(s.entries)} | {seeds} | "
-            f"{ranking_title(s)}{_arrow(s, s.ranking)} | {leaders} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _site_data(p: Published, figures: dict[str, str]) -> dict:
-    """What the web page shows of one protocol, as plain data for its script."""
-    s = p.standing
-    samples: dict[tuple[str, str], dict[int, str]] = {}
-    for _, b in p.bundles:
-        for smp in sorted(b.samples, key=lambda x: x.seed, reverse=True):  # the lowest seed wins
-            if smp.rows:
-                samples.setdefault((smp.model, smp.mixer), {})[smp.generation] = smp.rows[0]
-
-    def num(x: float | None) -> float | None:
-        return x if x is not None and math.isfinite(x) else None
-
-    return {
-        "name": p.name,
-        "label": s.label,
-        "fingerprint": s.fingerprint,
-        "description": s.protocol.get("description", ""),
-        "decoding": decoding_text(s.protocol),
-        "ranking": ranking_title(s) + _arrow(s, s.ranking),
-        "reference": s.reference,
-        "methods": "; ".join(stats.METHODS[m] for m in s.methods),
-        "columns": [f"{v} g{s.last_generation}{_arrow(s, v)}" for v in s.columns[:HEADLINE_VALUES]],
-        "figures": {k: v.removeprefix("site/") for k, v in figures.items()},
-        "results": [f"../{RESULTS}/{f}" for f, _ in p.bundles],
-        "entries": [
-            {
-                "band": stats.band_label(e.band),
-                "best": e.band[0],
-                "model": e.model,
-                "mixer": e.mixer,
-                "seeds": len(e.seeds),
-                "ranking": stats.fmt(e.ranking),
-                "ranking_value": num(e.ranking.mean),
-                "difference": stats.fmt(e.difference) if e.difference is not None else "—",
-                "difference_value": num(e.difference.mean) if e.difference is not None else None,
-                "columns": [
-                    [stats.fmt(e.values[v].last), num(e.values[v].last.mean)] if v in e.values else ["—", None]
-                    for v in s.columns[:HEADLINE_VALUES]
-                ],
-                "curves": {
-                    v: [[num(c.mean), num(c.low), num(c.high)] for c in e.curves[v]]
-                    for v in [s.ranking, *s.columns]
-                    if v in e.curves
-                },
-                "samples": [[g, text] for g, text in sorted(samples.get((e.model, e.mixer), {}).items())],
-            }
-            for e in s.entries
-        ],
-    }
-
-
-def site(published: Sequence[Published], figures: dict[str, dict[str, str]]) -> str:
-    """``site/index.html``: the tables, figures and per-entry details, data embedded (works from file://)."""
-    import json
-    from importlib.resources import files
-
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(files("collapse_bench") / "site")),
-        autoescape=jinja2.select_autoescape(["html"]),
-        keep_trailing_newline=True,
-    )
-    data = [_site_data(p, figures.get(p.name, {})) for p in published]
-    text = json.dumps(data, sort_keys=True, ensure_ascii=False).replace("</", "<\\/")
-    return env.get_template("index.html").render(protocols=data, data=text)
 
 
 def render(root: Path) -> dict[str, bytes]:

@@ -16,6 +16,7 @@ import pytest
 
 from collapse_bench import bundle as bundles
 from collapse_bench import publish
+from collapse_bench.published import protocols
 from collapse_bench.store import RunDir
 
 T_975_1 = 12.706204736174698  # Student t quantile 0.975 with 1 degree of freedom (tables)
@@ -78,7 +79,7 @@ def test_publish_regenerates_and_check_finds_stale_files(smoke, tmp_path, cli):
 
 
 def test_page_numbers_are_the_hand_computed_intervals(smoke, published):
-    (p,) = publish.protocols(published)
+    (p,) = protocols(published)
     s = p.standing
     b = bundles.load(smoke / "bundle.json")
     ppl = {(r.mixer, r.seed, r.generation): r.scores["perplexity"] for r in b.records}
@@ -179,7 +180,7 @@ def test_the_regeneration_script_runs_export_and_publish_on_a_smoke_grid(tmp_pat
     done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "up to date with its bundles" in done.stdout
-    (p,) = publish.protocols(tmp_path / "lb")
+    (p,) = protocols(tmp_path / "lb")
     assert p.name == "smoke" and sorted(len(e.seeds) for e in p.standing.entries) == [2, 2]
     assert not (tmp_path / "lb.new").exists()
 
