@@ -39,7 +39,7 @@ from collapse_bench.builtin.datasets import Shakespeare
 from collapse_bench.builtin.models import torch_decoding, torch_training
 from collapse_bench.builtin.models.gpt import GptTiny
 from collapse_bench.builtin.models.torch_lm import Training
-from collapse_bench.components import FitContext
+from collapse_bench.contexts import FitContext
 from collapse_bench.data import prepare
 from collapse_bench.decoding import Decoding
 from collapse_bench.plugins import get_registry

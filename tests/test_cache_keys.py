@@ -19,14 +19,15 @@ from collapse_bench.testing import run_protocol
 
 
 def test_code_of_a_component_is_its_module_and_the_package_modules_it_imports():
-    # repetition.py imports counting, guards, components and errors; protocol only under
-    # TYPE_CHECKING. components imports decoding (which imports settings and errors), and data
-    # and protocol only under TYPE_CHECKING.
+    # repetition.py imports counting, guards, components, contexts and errors; protocol only under
+    # TYPE_CHECKING. contexts imports decoding (which imports settings and errors); components
+    # imports contexts and protocol only under TYPE_CHECKING.
     assert set(code_modules(RepetitionMetric.__module__)) == {
         "collapse_bench.builtin.metrics.repetition",
         "collapse_bench.builtin.metrics.counting",
         "collapse_bench.builtin.metrics.guards",
         "collapse_bench.components",
+        "collapse_bench.contexts",
         "collapse_bench.decoding",
         "collapse_bench.settings",
         "collapse_bench.errors",

@@ -12,7 +12,7 @@ import pytest
 from collapse_bench.builtin.datasets import Shakespeare
 from collapse_bench.builtin.models.gpt import GptModel, GptTiny
 from collapse_bench.builtin.models.hf import HfModel, row_text
-from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.contexts import FitContext, SampleContext
 from collapse_bench.data import prepare, token_bytes
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
@@ -415,7 +415,7 @@ def test_training_sets_the_loss_type_so_transformers_does_not_warn(tmp_path):
         "import numpy as np\n"
         "from collapse_bench.builtin.datasets import Shakespeare\n"
         "from collapse_bench.builtin.models.gpt import GptModel\n"
-        "from collapse_bench.components import FitContext\n"
+        "from collapse_bench.contexts import FitContext\n"
         "from collapse_bench.data import prepare\n"
         "from collapse_bench.plugins import get_registry\n"
         "real = prepare(Shakespeare(genres='roman'), get_registry().protocol('smoke'))\n"

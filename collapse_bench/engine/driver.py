@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from collapse_bench.cache import Cache
-from collapse_bench.components import RealData
+from collapse_bench.contexts import RealData
 from collapse_bench.engine.executors import (
     ExecutorOptions,
     LocalExecutor,

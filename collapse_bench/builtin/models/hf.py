@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from collapse_bench.builtin.models.torch_lm import Device, TorchLM, Training
-from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.contexts import FitContext, SampleContext
 from collapse_bench.data import token_bytes
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError

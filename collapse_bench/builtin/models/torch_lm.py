@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from collapse_bench.components import LOGLIK, FitContext, Model
+from collapse_bench.components import LOGLIK, Model
+from collapse_bench.contexts import FitContext
 from collapse_bench.errors import ConfigError
 from collapse_bench.settings import build, setting
 
