@@ -153,7 +153,7 @@ def run(
     result = RunResult(run_dir, plan, real)
     try:
         with run_dir.lock():
-            result.resumed = run_dir.begin_attempt(config.to_dict(), retry=retry)
+            result.resumed = run_dir.begin_attempt(config.to_dict(), retry=retry, normalise=RunConfig.normalised)
             graph = StepGraph(plan, real.hashes, _finished_cells(plan, run_dir))
             run_dir.write_manifest(manifest(plan, config, real, run_dir.path.name, argv))
             if real.tokenizer is not None:
