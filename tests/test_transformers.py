@@ -143,6 +143,30 @@ def test_lean_decoder_falls_back_to_the_model_when_transformers_changes_undernea
     torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize(
+    "variant",
+    [{"scale_attn_weights": False}, {"scale_attn_by_inverse_layer_idx": True}, {"reorder_and_upcast_attn": True}],
+)
+def test_gpt2_attention_variants_decode_through_the_model_with_its_logits(variant):
+    # The lean decoder computes plain GPT-2 attention only; these configs change it, so they must
+    # not reach it (unscaled attention would otherwise be caught by the first-step check and
+    # blamed on transformers).
+    from collapse_bench.builtin.models import torch_decoding
+
+    torch.manual_seed(0)
+    shape = {"n_layer": 2, "n_embd": 32, "n_head": 2, "vocab_size": 50, "n_positions": 16, "bos_token_id": 0}
+    # Weights large enough that the variants' attention differs visibly from plain GPT-2's.
+    config = transformers.GPT2Config(**shape, eos_token_id=0, initializer_range=0.5, **variant)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    ids = torch.randint(0, 50, (3, 10), generator=torch.Generator().manual_seed(0))
+    step = torch_decoding.decoder(model, None, 12)
+    assert type(step).__name__ == "_HfDecoder"
+    with torch.inference_mode():
+        steps = [step(ids[:, :8]), step(ids[:, 8:9]), step(ids[:, 9:10])]
+        full = model(input_ids=ids).logits[:, 7:10]
+    torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=1e-4, atol=1e-4)
+
+
 def test_inverse_cdf_draws_follow_the_probabilities_and_skip_zeros():
     from collapse_bench.builtin.models.torch_decoding import _draw
 

@@ -154,10 +154,15 @@ class _Gpt2Decoder:
 
 
 def decoder(model: Any, mask: torch.Tensor | None, total: int) -> _HfDecoder | _Gpt2Decoder:
-    """The fastest exact way to decode ``model``: the lean GPT-2 path for unpadded batches, else its forward."""
+    """The fastest exact way to decode ``model``: the lean GPT-2 path for unpadded batches, else its forward.
+
+    The lean path computes plain GPT-2 attention (scaled by 1/sqrt(head width)); a GPT-2 config
+    that changes how attention is computed decodes through the model's forward.
+    """
     config = model.config
     lean = mask is None and config.model_type == "gpt2" and not config.add_cross_attention
-    lean = lean and not config.scale_attn_by_inverse_layer_idx and not config.reorder_and_upcast_attn
+    lean = lean and config.scale_attn_weights and not config.scale_attn_by_inverse_layer_idx
+    lean = lean and not config.reorder_and_upcast_attn
     return _Gpt2Decoder(model, total) if lean else _HfDecoder(model, mask)
 
 
