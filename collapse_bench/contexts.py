@@ -138,8 +138,9 @@ class MixContext:
     #: Total number of generations in the chain (for mixers that reserve data up front).
     generations: int
     #: Verifier scores of the candidates, by the verifier SPEC the mixer declared in
-    #: :meth:`Mixer.verifiers`: one array of shape ``(len(history[j]),)`` per generation ``j``,
-    #: computed when ``history[j]`` was drawn, with that generation's model as ``VerifyContext.model``.
+    #: :meth:`collapse_bench.components.Mixer.verifiers`: one array of shape ``(len(history[j]),)``
+    #: per generation ``j``, computed when ``history[j]`` was drawn, with that generation's model
+    #: as ``VerifyContext.model``.
     scores: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
 
