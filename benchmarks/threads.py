@@ -8,7 +8,7 @@ For each of two conditions, *idle* (nothing else running) and *busy* (one more p
 spinning in a loop, as other work on a shared machine does), it measures in fresh processes:
 
 * sampling: ``gpt-tiny`` on the ``quick`` protocol's tokenizer, ``--rows`` rows of 64 tokens
-  at temperature 0.8, by ``torch_support.generate`` with ``OMP_NUM_THREADS`` set to the
+  at temperature 0.8, by ``torch_decoding.generate`` with ``OMP_NUM_THREADS`` set to the
   CPU count (torch's default) and to 1, so the library's own choice does not interfere;
 * training: ``--steps`` AdamW steps of batch 32 at the same two counts.
 
@@ -36,10 +36,10 @@ import sys, time
 import numpy as np
 import torch
 from collapse_bench.builtin.datasets import Shakespeare
-from collapse_bench.builtin.models import torch_support
+from collapse_bench.builtin.models import torch_decoding, torch_training
 from collapse_bench.builtin.models.gpt import GptTiny
 from collapse_bench.builtin.models.torch_lm import Training
-from collapse_bench.components import FitContext
+from collapse_bench.contexts import FitContext
 from collapse_bench.data import prepare
 from collapse_bench.decoding import Decoding
 from collapse_bench.plugins import get_registry
@@ -57,11 +57,11 @@ cpu = torch.device("cpu")
 
 def sample():
     rng = np.random.default_rng(0)
-    torch_support.generate(model.module, prompts, dec, span, eos=None, banned=[bos], rng=rng, cfg=cfg, dev=cpu)
+    torch_decoding.generate(model.module, prompts, dec, span, eos=None, banned=[bos], rng=rng, cfg=cfg, dev=cpu)
 
 def train():
     seqs = model._sequences(real.train[: 32 * steps])
-    torch_support.train(model.module, seqs, Training(batch_size=32), steps, 1e-3, np.random.default_rng(0), cpu)
+    torch_training.train(model.module, seqs, Training(batch_size=32), steps, 1e-3, np.random.default_rng(0), cpu)
 
 def best(fn):
     fn()

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from collapse_bench.builtin.datasets import Shakespeare
-from collapse_bench.builtin.models import torch_support
+from collapse_bench.builtin.models import torch_decoding, torch_support, torch_training
 from collapse_bench.builtin.models.gpt import GptModel
 from collapse_bench.builtin.models.torch_lm import Training
 from collapse_bench.data import prepare
@@ -60,12 +60,12 @@ def timed(fn: Any) -> float:
 
 
 def train_ours(seqs: list[np.ndarray], vocab: int, length: int, steps: int, compile_: bool) -> float:
-    """Tokens/s of torch_support.train, after a warm-up run (which pays for compiling)."""
+    """Tokens/s of torch_training.train, after a warm-up run (which pays for compiling)."""
     model = fresh_model(vocab, length)
     cfg = Training(steps=steps, batch_size=BATCH, compile=compile_, schedule="constant")
     dev = torch_support.device("auto")
-    torch_support.train(model, seqs, Training(batch_size=BATCH, compile=compile_), 3, LR, rng(0), dev)
-    return steps * BATCH * len(seqs[0]) / timed(lambda: torch_support.train(model, seqs, cfg, steps, LR, rng(1), dev))
+    torch_training.train(model, seqs, Training(batch_size=BATCH, compile=compile_), 3, LR, rng(0), dev)
+    return steps * BATCH * len(seqs[0]) / timed(lambda: torch_training.train(model, seqs, cfg, steps, LR, rng(1), dev))
 
 
 def train_trainer(seqs: list[np.ndarray], vocab: int, length: int, steps: int) -> float:
@@ -96,7 +96,7 @@ def sample_ours(model: Any, bos: int, precision: str) -> float:
     span = (NEW_TOKENS, NEW_TOKENS)
 
     def go() -> None:
-        torch_support.generate(
+        torch_decoding.generate(
             model,
             prompts,
             decoding,

@@ -15,23 +15,8 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from collapse_bench.components import (
-    HIGHER,
-    LOGLIK,
-    LOWER,
-    MOMENTS,
-    Dataset,
-    FitContext,
-    Metric,
-    MetricContext,
-    MixContext,
-    Mixer,
-    Model,
-    RealData,
-    SampleContext,
-    Verifier,
-    VerifyContext,
-)
+from collapse_bench.components import HIGHER, LOGLIK, LOWER, MOMENTS, Dataset, Metric, Mixer, Model, Verifier
+from collapse_bench.contexts import FitContext, MetricContext, MixContext, RealData, SampleContext, VerifyContext
 from collapse_bench.decoding import Decoding
 from collapse_bench.engine.driver import RunResult, run
 from collapse_bench.engine.executors import ExecutorOptions

@@ -30,24 +30,8 @@ from typing import Any
 import numpy as np
 
 from collapse_bench import validators
-from collapse_bench.components import (
-    HIGHER,
-    LOGLIK,
-    LOWER,
-    MOMENTS,
-    Component,
-    Dataset,
-    FitContext,
-    Metric,
-    MetricContext,
-    MixContext,
-    Mixer,
-    Model,
-    RealData,
-    SampleContext,
-    Verifier,
-    VerifyContext,
-)
+from collapse_bench.components import HIGHER, LOGLIK, LOWER, MOMENTS, Component, Dataset, Metric, Mixer, Model, Verifier
+from collapse_bench.contexts import FitContext, MetricContext, MixContext, RealData, SampleContext, VerifyContext
 from collapse_bench.data import prepare
 from collapse_bench.errors import PluginError
 

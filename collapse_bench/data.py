@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from collapse_bench.components import RealData
+from collapse_bench.contexts import RealData
 from collapse_bench.errors import DataError
 from collapse_bench.hub import require_hub
 

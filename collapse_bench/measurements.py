@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from collapse_bench.components import Metric, MetricContext
+from collapse_bench.components import Metric
+from collapse_bench.contexts import MetricContext
 from collapse_bench.data import RealData, _blocks, fit_tokenizer
 from collapse_bench.errors import ConfigError
 from collapse_bench.specs import Spec, resolve_params

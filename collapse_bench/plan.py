@@ -243,5 +243,25 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """The config stored in a manifest."""
+        """The config stored in a manifest; a field added since it was written takes its default.
+
+        A field this version does not know is refused (``ConfigError``): the run was configured
+        by a collapse-bench that could do something this one cannot.
+        """
+        unknown = cls._unknown(data)
+        if unknown:
+            raise ConfigError(
+                f"the run was configured with {', '.join(map(repr, unknown))}, which this collapse-bench does not know",
+                "use the collapse-bench that made the run (its manifest lists the versions), or start a new run",
+            )
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    @classmethod
+    def normalised(cls, data: dict[str, Any]) -> dict[str, Any] | None:
+        """A stored config as this version writes it (:meth:`to_dict`, defaults filled in), for
+        comparing on resume; ``None`` when it has a field this version does not know."""
+        return None if cls._unknown(data) else cls.from_dict(data).to_dict()
+
+    @classmethod
+    def _unknown(cls, data: dict[str, Any]) -> list[str]:
+        return sorted(set(data) - {f.name for f in dataclasses.fields(cls)})

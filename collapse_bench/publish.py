@@ -1,12 +1,13 @@
 """Publishing: validated bundles in ``results/``, and everything else of a leaderboard folder made from them.
 
-A leaderboard folder holds ``results/`` (the bundles, the only input) and what :func:`render`
-makes from them: ``README.md`` (an index of protocols and their leaders), one page per protocol
-``<protocol>.md``, and the static site ``site/`` (``index.html``, its script and style, and the
-figures the pages share). :func:`publish` validates new bundles before anything is written;
-:func:`check` says which generated file is out of date. Markdown files outside the folder (the
-repository's README) may show a protocol's headline table between ``<!--leaderboard:NAME-->`` and
-``<!--/leaderboard-->``: given as ``embed``, they are filled in and checked like generated files.
+A leaderboard folder holds ``results/`` (the bundles, the only input, read by
+:mod:`collapse_bench.published`) and what :func:`render` makes from them: ``README.md`` (an index
+of protocols and their leaders), one page per protocol ``<protocol>.md``, and the static site
+``site/`` (``index.html``, its script and style, and the figures the pages share), whose text
+:mod:`collapse_bench.pages` writes. :func:`publish` validates new bundles before anything is
+written; :func:`check` says which generated file is out of date. Markdown files outside the folder
+(the repository's README) may show a protocol's headline table between ``<!--leaderboard:NAME-->``
+and ``<!--/leaderboard-->``: given as ``embed``, they are filled in and checked like generated files.
 """
 
 from __future__ import annotations
@@ -15,34 +16,18 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
-from collapse_bench import boards, stats
-from collapse_bench.boards import HEADLINE_VALUES, Standing, arrow, ranking_title, standing
+from collapse_bench import boards
 from collapse_bench.bundle import Bundle, dumps, load
 from collapse_bench.errors import UserError
-from collapse_bench.results import COLUMNS
+from collapse_bench.pages import index, page, site
+from collapse_bench.published import RESULTS, Published, page_groups, protocols, published_bundles
 from collapse_bench.store import write_atomic
 
-RESULTS = "results"
 FIGURES = "site/figures"
 #: Where a markdown file outside the folder shows the headline table of the published protocol NAME.
 EMBED = re.compile(r"(<!--leaderboard:([^>\s]+)-->)(.*?)(<!--/leaderboard-->)", re.S)
-
-
-@dataclass
-class Published:
-    """The bundles of one protocol and the standing made from them."""
-
-    name: str
-    bundles: list[tuple[str, Bundle]]  # (file name under results/, bundle)
-    standing: Standing
-
-
-# ---------------------------------------------------------------- validation
 
 
 def leaderboard_folder(root: Path) -> None:
@@ -116,208 +101,6 @@ def contradiction(bundle: Bundle, published: Sequence[tuple[str, Bundle]], sourc
                         f"{value} = {x:.6g}, but {RESULTS}/{file} published {y:.6g}",
                         "the same entry and seed must reproduce; find out why they differ before publishing",
                     )
-
-
-# ---------------------------------------------------------------- reading
-
-
-def published_bundles(root: Path) -> list[tuple[str, Bundle]]:
-    """Every bundle under ``root/results/``, by file name."""
-    folder = root / RESULTS
-    return [(p.name, load(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-
-
-def tidy(bundles: Sequence[Bundle]) -> pd.DataFrame:
-    """The bundles' values in the columns of :func:`collapse_bench.results.load_results`."""
-    rows = [
-        (
-            b.runs[0].run_id,
-            b.protocol.name,
-            b.protocol.version,
-            b.protocol.fingerprint,
-            r.model,
-            r.mixer,
-            r.seed,
-            r.generation,
-            value,
-            x,
-            b.directions.get(value, ""),
-        )
-        for b in bundles
-        for r in b.records
-        for value, x in r.scores.items()
-    ]
-    return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def pages(items: Sequence[tuple[str, Bundle]]) -> dict[str, list[tuple[str, Bundle]]]:
-    """Bundles by the page they make: one per protocol name and fingerprint, named ``name`` (``name-fingerprint``
-    when results of an earlier version sit beside the current one)."""
-    groups: dict[tuple[str, str], list[tuple[str, Bundle]]] = {}
-    for file, b in items:
-        groups.setdefault((b.protocol.name, b.protocol.fingerprint), []).append((file, b))
-    names = [name for name, _ in groups]
-    return {
-        name if names.count(name) == 1 else f"{name}-{fingerprint}": group
-        for (name, fingerprint), group in sorted(groups.items())
-    }
-
-
-def protocols(root: Path) -> list[Published]:
-    """The published protocols of ``root``, each with its standing (one per protocol name and fingerprint)."""
-    out = []
-    for name, items in pages(published_bundles(root)).items():
-        bundles = [b for _, b in items]
-        directions: dict[str, str] = {}
-        columns: list[str] = []
-        for b in bundles:
-            directions.update(b.directions)
-            columns += [c for c in b.columns if c not in columns]
-        first = bundles[0].protocol
-        out.append(
-            Published(
-                name,
-                items,
-                standing(tidy(bundles), first.settings, first.fingerprint, directions, columns, bundles[0].ranking),
-            )
-        )
-    return out
-
-
-# ---------------------------------------------------------------- rendering
-
-
-def decoding_text(settings: dict) -> str:
-    """The decoding settings that shape collapse, in words (temperature always stated)."""
-    from collapse_bench.decoding import Decoding
-
-    recorded = dict(settings.get("decoding") or {})
-    strategy = recorded.get("strategy", Decoding().strategy)
-    parts = [f"strategy {strategy}"]
-    if strategy == "sample" and "temperature" not in recorded:
-        parts.append("temperature 1 (default)")
-    parts += [f"{k.replace('_', ' ')} {v}" for k, v in recorded.items() if k != "strategy"]
-    return ", ".join(parts)
-
-
-def page(p: Published, figures: dict[str, str]) -> str:
-    """The markdown page of one protocol: heading facts, the headline table, one detail table per value."""
-    s = p.standing
-    settings = s.protocol
-    seeds = sorted({len(e.seeds) for e in s.entries})
-    lines = [
-        f"# {s.label}",
-        "",
-        settings.get("description", ""),
-        "",
-        f"Protocol `{p.name}` version {'+'.join(s.versions)}, fingerprint `{s.fingerprint}`; "
-        f"{settings['generations']} generations of {settings['samples']} synthetic rows; "
-        f"dataset `{settings['dataset']}`; "
-        f"decoding: {decoding_text(settings)}. Seeds per entry: {', '.join(map(str, seeds))}. "
-        f"Run data: {', '.join(f'[{f}]({RESULTS}/{f})' for f, _ in p.bundles)}. "
-        f"Curves and sample text per entry: [site/index.html#{p.name}](site/index.html#{p.name}).",
-        "",
-        boards.ranking_note(s),
-    ]
-    if s.incomplete:
-        lines.append(f"{s.incomplete} cell(s) that did not reach generation {s.last_generation} are left out.")
-    lines += ["", boards.headline_table(s)]
-    for key, title in (("values", "by generation"), ("distribution", "distribution by generation")):
-        if key in figures:
-            lines += ["", f"![{s.label}: {title}]({figures[key]})"]
-    lines += boards.detail_tables(s)
-    lines += ["", boards.SUMMARY_NOTE]
-    return "\n".join(lines) + "\n"
-
-
-def index(published: Sequence[Published]) -> str:
-    """``README.md`` of the leaderboard folder: every protocol and its leaders."""
-    lines = [
-        "# collapse-bench leaderboards",
-        "",
-        "Generated by `collapse-bench publish` from the bundles in [results/](results/); do not edit by hand. "
-        "Browse them at [site/index.html](site/index.html).",
-        "",
-        "| protocol | fingerprint | entries | seeds | ranked by | leaders (rank band 1) |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for p in published:
-        s = p.standing
-        leaders = ", ".join(f"{e.name} {stats.fmt(e.ranking)}" for e in s.entries if e.band[0] == 1)
-        seeds = "/".join(map(str, sorted({len(e.seeds) for e in s.entries})))
-        lines.append(
-            f"| [{s.label}]({p.name}.md) | `{s.fingerprint}` | {len(s.entries)} | {seeds} | "
-            f"{ranking_title(s)}{arrow(s, s.ranking)} | {leaders} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _site_data(p: Published, figures: dict[str, str]) -> dict:
-    """What the web page shows of one protocol, as plain data for its script."""
-    s = p.standing
-    samples: dict[tuple[str, str], dict[int, str]] = {}
-    for _, b in p.bundles:
-        for smp in sorted(b.samples, key=lambda x: x.seed, reverse=True):  # the lowest seed wins
-            if smp.rows:
-                samples.setdefault((smp.model, smp.mixer), {})[smp.generation] = smp.rows[0]
-
-    def num(x: float | None) -> float | None:
-        return x if x is not None and math.isfinite(x) else None
-
-    return {
-        "name": p.name,
-        "label": s.label,
-        "fingerprint": s.fingerprint,
-        "description": s.protocol.get("description", ""),
-        "decoding": decoding_text(s.protocol),
-        "ranking": ranking_title(s) + arrow(s, s.ranking),
-        "reference": s.reference,
-        "methods": "; ".join(stats.METHODS[m] for m in s.methods),
-        "columns": [f"{v} g{s.last_generation}{arrow(s, v)}" for v in s.columns[:HEADLINE_VALUES]],
-        "figures": {k: v.removeprefix("site/") for k, v in figures.items()},
-        "results": [f"../{RESULTS}/{f}" for f, _ in p.bundles],
-        "entries": [
-            {
-                "band": stats.band_label(e.band),
-                "best": e.band[0],
-                "model": e.model,
-                "mixer": e.mixer,
-                "seeds": len(e.seeds),
-                "ranking": stats.fmt(e.ranking),
-                "ranking_value": num(e.ranking.mean),
-                "difference": stats.fmt(e.difference) if e.difference is not None else "—",
-                "difference_value": num(e.difference.mean) if e.difference is not None else None,
-                "columns": [
-                    [stats.fmt(e.values[v].last), num(e.values[v].last.mean)] if v in e.values else ["—", None]
-                    for v in s.columns[:HEADLINE_VALUES]
-                ],
-                "curves": {
-                    v: [[num(c.mean), num(c.low), num(c.high)] for c in e.curves[v]]
-                    for v in [s.ranking, *s.columns]
-                    if v in e.curves
-                },
-                "samples": [[g, text] for g, text in sorted(samples.get((e.model, e.mixer), {}).items())],
-            }
-            for e in s.entries
-        ],
-    }
-
-
-def site(published: Sequence[Published], figures: dict[str, dict[str, str]]) -> str:
-    """``site/index.html``: the tables, figures and per-entry details, data embedded (works from file://)."""
-    import json
-    from importlib.resources import files
-
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(files("collapse_bench") / "site")),
-        autoescape=jinja2.select_autoescape(["html"]),
-        keep_trailing_newline=True,
-    )
-    data = [_site_data(p, figures.get(p.name, {})) for p in published]
-    text = json.dumps(data, sort_keys=True, ensure_ascii=False).replace("</", "<\\/")
-    return env.get_template("index.html").render(protocols=data, data=text)
 
 
 def render(root: Path, published: Sequence[Published] | None = None) -> dict[str, bytes]:
@@ -444,7 +227,7 @@ def publish(paths: Sequence[Path], root: Path, note: Callable[[str], None], embe
             continue
         accepted.append((file, bundle))
     for file in embed:  # refused before anything is written, like a bad bundle
-        _embedding(Path(file), list(pages(published + accepted)))
+        _embedding(Path(file), list(page_groups(published + accepted)))
     (root / RESULTS).mkdir(parents=True, exist_ok=True)
     for file, bundle in accepted:
         write_atomic(root / RESULTS / file, dumps(bundle))

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -112,12 +112,20 @@ class RunDir:
         finally:
             lock.release()
 
-    def begin_attempt(self, config: dict[str, Any], retry: bool = False) -> bool:
+    def begin_attempt(
+        self,
+        config: dict[str, Any],
+        retry: bool = False,
+        normalise: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+    ) -> bool:
         """Validate this directory for a new attempt at ``config``.
 
         Returns whether an earlier attempt is resumed: an unfinished run of the same
         configuration (or, with ``retry``, a run with failed cells) keeps its records in place and
-        in :attr:`kept`; new ones go aside until :meth:`commit`. Call it while holding :meth:`lock`.
+        in :attr:`kept`; new ones go aside until :meth:`commit`. ``normalise`` turns the stored
+        configuration into the form ``config`` has (a manifest written by an older version lacks
+        fields added since), or into ``None`` when it cannot be compared. Call it while holding
+        :meth:`lock`.
         """
         if not (self.path / self.MANIFEST).exists():  # a new run (``--retry-failed`` checked it exists)
             orphans = [n for n in (self.RECORDS, self.SAMPLES, self.FAILURES) if (self.path / n).exists()]
@@ -128,7 +136,10 @@ class RunDir:
                 )
             return False
         manifest = self.manifest()
-        if manifest.get("config") != json.loads(json.dumps(config)):
+        stored = manifest.get("config")
+        if normalise is not None and isinstance(stored, dict):
+            stored = normalise(stored)
+        if json.loads(json.dumps(stored)) != json.loads(json.dumps(config)):
             raise UserError(
                 f"{self.path} holds a run with another configuration",
                 "choose another --run-id, or repeat that run's own command",

@@ -21,7 +21,8 @@ import numpy as np
 from collapse_bench.errors import PluginError
 
 if TYPE_CHECKING:
-    from collapse_bench.components import Model, RealData
+    from collapse_bench.components import Model
+    from collapse_bench.contexts import RealData
 
 
 @dataclass(frozen=True)

@@ -19,21 +19,24 @@ from collapse_bench.testing import run_protocol
 
 
 def test_code_of_a_component_is_its_module_and_the_package_modules_it_imports():
-    # repetition.py imports counting, guards, components and errors; protocol only under
-    # TYPE_CHECKING. components imports decoding (which imports settings and errors), and data
-    # and protocol only under TYPE_CHECKING.
+    # repetition.py imports counting, guards, components, contexts and errors; protocol only under
+    # TYPE_CHECKING. contexts imports decoding (which imports settings and errors); components
+    # imports contexts and protocol only under TYPE_CHECKING.
     assert set(code_modules(RepetitionMetric.__module__)) == {
         "collapse_bench.builtin.metrics.repetition",
         "collapse_bench.builtin.metrics.counting",
         "collapse_bench.builtin.metrics.guards",
         "collapse_bench.components",
+        "collapse_bench.contexts",
         "collapse_bench.decoding",
         "collapse_bench.settings",
         "collapse_bench.errors",
     }
-    # `from collapse_bench.builtin.models import torch_support` inside a method is followed to the submodule.
+    # `from collapse_bench.builtin.models import torch_decoding` inside a method is followed to the
+    # submodule, and from there to the torch plumbing it imports.
     hf = code_modules(HfModel.__module__)
-    assert "collapse_bench.builtin.models.torch_support" in hf
+    for torch_side in ("torch_support", "torch_training", "torch_decoding"):
+        assert f"collapse_bench.builtin.models.{torch_side}" in hf
     assert "collapse_bench.builtin.models.ngram" not in hf
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from collapse_bench.builtin.mixers import Select
-from collapse_bench.components import MixContext
+from collapse_bench.contexts import MixContext
 from collapse_bench.data import RealData, prepare
 from collapse_bench.errors import ConfigError
 from collapse_bench.plan import make_plan

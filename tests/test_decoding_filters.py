@@ -18,7 +18,7 @@ from collapse_bench.errors import ConfigError
 
 torch = pytest.importorskip("torch")
 lp = pytest.importorskip("transformers.generation.logits_process")
-from collapse_bench.builtin.models.torch_support import _draw, filter_logits  # noqa: E402
+from collapse_bench.builtin.models.torch_decoding import _draw, filter_logits  # noqa: E402
 
 PROBS = [0.3, 0.1, 0.1, 0.5]
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from collapse_bench.builtin.metrics.evaluate_module import EvaluateMetric
-from collapse_bench.components import MetricContext
+from collapse_bench.contexts import MetricContext
 from collapse_bench.contract import check_metric
 from collapse_bench.errors import ConfigError
 

@@ -10,7 +10,7 @@ from scipy.stats import linregress
 
 from collapse_bench.builtin.metrics.self_bleu import SelfBleuMetric, self_bleu
 from collapse_bench.builtin.metrics.zipf import ZipfMetric, zipf_coefficient
-from collapse_bench.components import MetricContext
+from collapse_bench.contexts import MetricContext
 from collapse_bench.contract import check_metric
 from collapse_bench.data import RealData
 from collapse_bench.errors import ConfigError, DataError

@@ -6,7 +6,7 @@ import evaluate
 import numpy as np
 import pytest
 
-from collapse_bench.components import MetricContext
+from collapse_bench.contexts import MetricContext
 from collapse_bench.data import RealData
 from collapse_bench.errors import ConfigError
 from collapse_bench.measurements import measurement, module_file

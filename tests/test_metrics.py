@@ -19,7 +19,8 @@ from collapse_bench.builtin.metrics.tail import TailMetric, tail_types
 from collapse_bench.builtin.metrics.variance import VarianceMetric
 from collapse_bench.builtin.models.categorical import CategoricalModel
 from collapse_bench.builtin.models.gaussian import GaussianModel
-from collapse_bench.components import FitContext, Metric, MetricContext, Model
+from collapse_bench.components import Metric, Model
+from collapse_bench.contexts import FitContext, MetricContext
 from collapse_bench.errors import ConfigError, DataError
 from collapse_bench.specs import Spec, resolve_params
 from collapse_bench.testing import protocol_with

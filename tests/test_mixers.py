@@ -7,7 +7,7 @@ import pytest
 
 from collapse_bench import RealData
 from collapse_bench.builtin.mixers import Accumulate, AccumulateSubsample, FreshReal, KeepReal, Replace
-from collapse_bench.components import MixContext
+from collapse_bench.contexts import MixContext
 from collapse_bench.errors import ConfigError
 
 

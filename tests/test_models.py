@@ -7,7 +7,7 @@ import pytest
 
 from collapse_bench.builtin.models.categorical import CategoricalModel
 from collapse_bench.builtin.models.gaussian import GaussianModel
-from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.contexts import FitContext, SampleContext
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
 from collapse_bench.testing import protocol_with
@@ -63,7 +63,7 @@ def test_categorical_additive_smoothing_by_hand():
     import numpy as np
 
     from collapse_bench.builtin.models.categorical import CategoricalModel
-    from collapse_bench.components import FitContext
+    from collapse_bench.contexts import FitContext
 
     data = np.array([[0, 0, 1]], dtype=np.int32)
     ctx = FitContext(seed=0, generation=0, rng=np.random.default_rng(0), training={}, vocab_size=4)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from collapse_bench.builtin.models.ngram import FALLBACK_DISCOUNTS, NgramModel, discounts
-from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.contexts import FitContext, SampleContext
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
 from collapse_bench.testing import protocol_with

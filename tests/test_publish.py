@@ -16,6 +16,7 @@ import pytest
 
 from collapse_bench import bundle as bundles
 from collapse_bench import publish
+from collapse_bench.published import protocols
 from collapse_bench.store import RunDir
 
 T_975_1 = 12.706204736174698  # Student t quantile 0.975 with 1 degree of freedom (tables)
@@ -78,7 +79,7 @@ def test_publish_regenerates_and_check_finds_stale_files(smoke, tmp_path, cli):
 
 
 def test_page_numbers_are_the_hand_computed_intervals(smoke, published):
-    (p,) = publish.protocols(published)
+    (p,) = protocols(published)
     s = p.standing
     b = bundles.load(smoke / "bundle.json")
     ppl = {(r.mixer, r.seed, r.generation): r.scores["perplexity"] for r in b.records}
@@ -191,7 +192,7 @@ def test_the_regeneration_script_publishes_two_bundles_of_one_protocol_as_one_pa
     for run in ("smoke-ngram-2", "smoke-categorical-2"):  # JOBS reached the runs as --jobs
         command = json.loads((tmp_path / "runs" / run / "manifest.json").read_text())["command"]
         assert command[command.index("--jobs") + 1] == "1"
-    (p,) = publish.protocols(tmp_path / "lb")
+    (p,) = protocols(tmp_path / "lb")
     assert p.name == "smoke" and len(p.bundles) == 2
     cells = sorted((e.model, e.mixer, len(e.seeds)) for e in p.standing.entries)
     assert cells == [("categorical", m, 2) for m in ("accumulate", "replace")] + [

@@ -213,6 +213,43 @@ def test_a_complete_run_is_not_overwritten(tmp_path):
     assert (tmp_path / "runs" / "done" / "records.jsonl").read_bytes() == before
 
 
+def _edit_manifest(rundir: Path, edit) -> None:
+    """Change the stored config of a finished run and mark it interrupted, as a killed run leaves it."""
+    path = rundir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest["config"])
+    manifest["status"] = "interrupted"
+    path.write_text(json.dumps(manifest))
+
+
+def test_a_run_of_an_older_version_resumes_and_an_unknown_config_field_is_refused(tmp_path):
+    args = ["run", "--protocol", "smoke", "--run-id", "old", "-q"]
+    rundir = tmp_path / "runs" / "old"
+    assert cb(*args, cwd=tmp_path, cache=tmp_path / "cache").returncode == 0
+    before = scores(rundir)
+    # A manifest written before `--set` existed has no "sets" in its config: the same run.
+    _edit_manifest(rundir, lambda config: config.pop("sets"))
+    resumed = cb(*args, cwd=tmp_path, cache=tmp_path / "cache")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "(resumed)" in resumed.stderr and "computed: 0" in resumed.stderr
+    assert scores(rundir) == before
+    manifest = json.loads((rundir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["config"]["sets"] == []
+    # A field this version does not know could configure anything: another configuration.
+    _edit_manifest(rundir, lambda config: config.update(shards=4))
+    records = (rundir / "records.jsonl").read_bytes()
+    refused = cb(*args, cwd=tmp_path, cache=tmp_path / "cache")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert (
+        refused.stderr.splitlines()[0]
+        == f"collapse-bench: error: {rundir.relative_to(tmp_path)} holds a run with another configuration"
+    )
+    retry = cb("run", "--retry-failed", str(rundir), cwd=tmp_path, cache=tmp_path / "cache")
+    assert retry.returncode == 2 and "Traceback" not in retry.stderr
+    assert "configured with 'shards', which this collapse-bench does not know" in retry.stderr.splitlines()[0]
+    assert (rundir / "records.jsonl").read_bytes() == records
+
+
 def test_cache_info_and_prune(tmp_path):
     cache = tmp_path / "cache"
     assert cb("run", "--protocol", "smoke", "-q", cwd=tmp_path, cache=cache).returncode == 0

@@ -24,9 +24,9 @@ from collapse_bench.builtin.metrics.paper_perplexity import PaperPerplexityMetri
 from collapse_bench.builtin.metrics.reference_perplexity import ReferencePerplexityMetric
 from collapse_bench.builtin.models.hf import HfModel
 from collapse_bench.builtin.models.torch_lm import Training
-from collapse_bench.builtin.models.torch_support import _lr_factor
+from collapse_bench.builtin.models.torch_training import _lr_factor
 from collapse_bench.builtin.protocols import PROTOCOL_DIR
-from collapse_bench.components import FitContext, MetricContext, SampleContext
+from collapse_bench.contexts import FitContext, MetricContext, SampleContext
 from collapse_bench.data import prepare
 from collapse_bench.engine.prepared import load_data
 from collapse_bench.plan import make_plan

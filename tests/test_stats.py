@@ -84,8 +84,9 @@ def test_numbers_are_rounded_to_what_the_interval_supports():
 def test_a_standing_ranks_pairs_and_says_when_one_seed_has_no_interval():
     import pandas as pd
 
-    from collapse_bench import publish
     from collapse_bench.boards import standing
+    from collapse_bench.pages import page
+    from collapse_bench.published import Published
     from collapse_bench.results import COLUMNS
 
     # perplexity chains g0..g2 per (mixer, seed); "keep-real" has a single seed
@@ -117,6 +118,6 @@ def test_a_standing_ranks_pairs_and_says_when_one_seed_has_no_interval():
     # area of replace seed 0: (0 + ln 2 + ln 4) / 3; generations until doubled: 1 (seed 0) and 1 (seed 1)
     assert by["replace"].values["perplexity"].until == 1
     assert by["accumulate"].values["perplexity"].until == math.inf
-    text = publish.page(publish.Published("p", [], s), {})
+    text = page(Published("p", [], s), {})
     assert "one seed: no interval" in text and "95% Student t interval over seeds" in text
     assert "| 1-3 " in text and "> 2" in text

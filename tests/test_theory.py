@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 
 from collapse_bench.builtin.models.categorical import CategoricalModel
-from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.contexts import FitContext, SampleContext
 
 
 def _curve(df, mixer: str, metric: str):

@@ -12,7 +12,7 @@ import pytest
 from collapse_bench.builtin.datasets import Shakespeare
 from collapse_bench.builtin.models.gpt import GptModel, GptTiny
 from collapse_bench.builtin.models.hf import HfModel, row_text
-from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.contexts import FitContext, SampleContext
 from collapse_bench.data import prepare, token_bytes
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
@@ -111,21 +111,27 @@ def test_repetition_penalty_reduces_repeats(real):
     assert repeats(penalized) < repeats(plain)
 
 
+def _decodes_as_forward(step, model, ids: torch.Tensor, first: torch.Tensor | None = None) -> None:
+    """Decoding 8 tokens, then one and one more (``first``: the first step's logits, if taken
+    already), gives the last-position logits of the model's own forward pass over them."""
+    with torch.inference_mode():
+        steps = [step(ids[:, :8]) if first is None else first, step(ids[:, 8:9]), step(ids[:, 9:10])]
+        full = model(input_ids=ids).logits[:, 7:10]
+    torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=1e-4, atol=1e-4)
+
+
 def test_lean_gpt2_decoder_computes_what_the_model_computes(real):
-    from collapse_bench.builtin.models import torch_support
+    from collapse_bench.builtin.models import torch_decoding
 
     model = fit(GptModel(**MICRO), real).module
     ids = torch.as_tensor(real.test[:4, :10].astype(np.int64))
-    step = torch_support.decoder(model, None, 12)
+    step = torch_decoding.decoder(model, None, 12)
     assert type(step).__name__ == "_Gpt2Decoder"
-    with torch.inference_mode():
-        lean = [step(ids[:, :8]), step(ids[:, 8:9]), step(ids[:, 9:10])]
-        full = model(input_ids=ids).logits[:, 7:10]
-    torch.testing.assert_close(torch.stack(lean, dim=1), full, rtol=1e-4, atol=1e-4)
+    _decodes_as_forward(step, model, ids)
 
 
 def test_lean_decoder_falls_back_to_the_model_when_transformers_changes_underneath(real):
-    from collapse_bench.builtin.models import torch_support
+    from collapse_bench.builtin.models import torch_decoding
 
     model = fit(GptModel(**MICRO), real).module
 
@@ -134,17 +140,35 @@ def test_lean_decoder_falls_back_to_the_model_when_transformers_changes_undernea
 
     model.transformer.register_forward_hook(changed_body)  # the lean path reads the modules, not this forward
     ids = torch.as_tensor(real.test[:4, :10].astype(np.int64))
-    step = torch_support.decoder(model, None, 12)
-    with torch.inference_mode():
-        with pytest.warns(RuntimeWarning, match="lean GPT-2 decoder computes other logits"):
-            first = step(ids[:, :8])
-        steps = [first, step(ids[:, 8:9]), step(ids[:, 9:10])]
-        full = model(input_ids=ids).logits[:, 7:10]
-    torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=1e-4, atol=1e-4)
+    step = torch_decoding.decoder(model, None, 12)
+    with torch.inference_mode(), pytest.warns(RuntimeWarning, match="lean GPT-2 decoder computes other logits"):
+        first = step(ids[:, :8])
+    _decodes_as_forward(step, model, ids, first)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [{"scale_attn_weights": False}, {"scale_attn_by_inverse_layer_idx": True}, {"reorder_and_upcast_attn": True}],
+)
+def test_gpt2_attention_variants_decode_through_the_model_with_its_logits(variant):
+    # The lean decoder computes plain GPT-2 attention only; these configs change it, so they must
+    # not reach it (at small weights unscaled attention differs by less than the first-step
+    # check's tolerance, so that check would not catch it).
+    from collapse_bench.builtin.models import torch_decoding
+
+    torch.manual_seed(0)
+    shape = {"n_layer": 2, "n_embd": 32, "n_head": 2, "vocab_size": 50, "n_positions": 16, "bos_token_id": 0}
+    # Weights large enough that the variants' attention differs visibly from plain GPT-2's.
+    config = transformers.GPT2Config(**shape, eos_token_id=0, initializer_range=0.5, **variant)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    ids = torch.randint(0, 50, (3, 10), generator=torch.Generator().manual_seed(0))
+    step = torch_decoding.decoder(model, None, 12)
+    assert type(step).__name__ == "_HfDecoder"
+    _decodes_as_forward(step, model, ids)
 
 
 def test_inverse_cdf_draws_follow_the_probabilities_and_skip_zeros():
-    from collapse_bench.builtin.models.torch_support import _draw
+    from collapse_bench.builtin.models.torch_decoding import _draw
 
     probs = torch.tensor([[0.0, 0.25, 0.0, 0.75, 0.0]]).repeat(20000, 1)
     counts = torch.bincount(_draw(probs, torch.Generator().manual_seed(0)), minlength=5).numpy()
@@ -415,7 +439,7 @@ def test_training_sets_the_loss_type_so_transformers_does_not_warn(tmp_path):
         "import numpy as np\n"
         "from collapse_bench.builtin.datasets import Shakespeare\n"
         "from collapse_bench.builtin.models.gpt import GptModel\n"
-        "from collapse_bench.components import FitContext\n"
+        "from collapse_bench.contexts import FitContext\n"
         "from collapse_bench.data import prepare\n"
         "from collapse_bench.plugins import get_registry\n"
         "real = prepare(Shakespeare(genres='roman'), get_registry().protocol('smoke'))\n"

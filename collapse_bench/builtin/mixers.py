@@ -18,7 +18,8 @@ from typing import Literal
 import numpy as np
 
 from collapse_bench import hookimpl
-from collapse_bench.components import MixContext, Mixer
+from collapse_bench.components import Mixer
+from collapse_bench.contexts import MixContext
 from collapse_bench.errors import ConfigError, DataError
 from collapse_bench.specs import Spec
 

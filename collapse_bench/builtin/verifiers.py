@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from collapse_bench import hookimpl
-from collapse_bench.components import LOGLIK, FitContext, Model, Verifier, VerifyContext
+from collapse_bench.components import LOGLIK, Model, Verifier
+from collapse_bench.contexts import FitContext, VerifyContext
 from collapse_bench.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from collapse_bench.cache import Cache
-from collapse_bench.components import RealData
+from collapse_bench.contexts import RealData
 from collapse_bench.engine.executors import (
     ExecutorOptions,
     LocalExecutor,
@@ -153,7 +153,7 @@ def run(
     result = RunResult(run_dir, plan, real)
     try:
         with run_dir.lock():
-            result.resumed = run_dir.begin_attempt(config.to_dict(), retry=retry)
+            result.resumed = run_dir.begin_attempt(config.to_dict(), retry=retry, normalise=RunConfig.normalised)
             graph = StepGraph(plan, real.hashes, _finished_cells(plan, run_dir))
             run_dir.write_manifest(manifest(plan, config, real, run_dir.path.name, argv))
             if real.tokenizer is not None:

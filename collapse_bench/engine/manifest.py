@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from collapse_bench.components import RealData
+from collapse_bench.contexts import RealData
 from collapse_bench.keys import dependencies_digest
 from collapse_bench.plan import ChosenComponent, Plan, RunConfig
 from collapse_bench.store import RunDir

@@ -20,7 +20,7 @@ import numpy as np
 
 from collapse_bench import budget
 from collapse_bench.cache import Cache, digest
-from collapse_bench.components import RealData
+from collapse_bench.contexts import RealData
 from collapse_bench.data import prepare
 from collapse_bench.errors import DiskFullError, writing
 from collapse_bench.keys import data_inputs

@@ -19,16 +19,8 @@ import numpy as np
 
 from collapse_bench import validators
 from collapse_bench.cache import Cache
-from collapse_bench.components import (
-    FitContext,
-    MetricContext,
-    MixContext,
-    Mixer,
-    Model,
-    RealData,
-    SampleContext,
-    VerifyContext,
-)
+from collapse_bench.components import Mixer, Model
+from collapse_bench.contexts import FitContext, MetricContext, MixContext, RealData, SampleContext, VerifyContext
 from collapse_bench.engine.graph import StepSpec
 from collapse_bench.errors import ComponentError, DiskFullError
 from collapse_bench.keys import metric_key, verifier_key

@@ -6,7 +6,8 @@ import numpy as np
 
 from collapse_bench.builtin.metrics.counting import unigram_counts
 from collapse_bench.builtin.metrics.guards import require_rows
-from collapse_bench.components import LOWER, Metric, MetricContext
+from collapse_bench.components import LOWER, Metric
+from collapse_bench.contexts import MetricContext
 from collapse_bench.errors import ConfigError
 
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from collapse_bench.components import Direction, Metric, MetricContext
+from collapse_bench.components import Direction, Metric
+from collapse_bench.contexts import MetricContext
 from collapse_bench.errors import ConfigError
 
 if TYPE_CHECKING:

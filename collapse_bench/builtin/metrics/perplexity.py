@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from collapse_bench.builtin.metrics.guards import require_rows
-from collapse_bench.components import LOGLIK, LOWER, Metric, MetricContext
+from collapse_bench.components import LOGLIK, LOWER, Metric
+from collapse_bench.contexts import MetricContext
 from collapse_bench.errors import DataError
 
 

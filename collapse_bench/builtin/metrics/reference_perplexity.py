@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from collapse_bench.builtin.metrics.guards import require_rows
-from collapse_bench.components import HIGHER, LOGLIK, LOWER, Metric, MetricContext
+from collapse_bench.components import HIGHER, LOGLIK, LOWER, Metric
+from collapse_bench.contexts import MetricContext
 
 
 class ReferencePerplexityMetric(Metric):

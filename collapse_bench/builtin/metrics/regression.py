@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from collapse_bench.builtin.models.linear import COEFFICIENTS
-from collapse_bench.components import LOWER, Metric, MetricContext
+from collapse_bench.components import LOWER, Metric
+from collapse_bench.contexts import MetricContext
 from collapse_bench.errors import DataError
 
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from collapse_bench.builtin.metrics.counting import ngram_ids
 from collapse_bench.builtin.metrics.guards import require_rows
-from collapse_bench.components import HIGHER, LOWER, Metric, MetricContext
+from collapse_bench.components import HIGHER, LOWER, Metric
+from collapse_bench.contexts import MetricContext
 from collapse_bench.errors import ConfigError
 
 if TYPE_CHECKING:

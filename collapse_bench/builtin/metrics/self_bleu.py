@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from collapse_bench.builtin.metrics.guards import require_rows
-from collapse_bench.components import LOWER, Metric, MetricContext
+from collapse_bench.components import LOWER, Metric
+from collapse_bench.contexts import MetricContext
 from collapse_bench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:

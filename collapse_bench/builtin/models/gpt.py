@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from collapse_bench.builtin.models.torch_lm import Device, TorchLM, Training
-from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.contexts import FitContext, SampleContext
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
 
@@ -118,11 +118,11 @@ class GptModel(TorchLM):
 
     def sample(self, n: int, ctx: SampleContext) -> np.ndarray:
         """``n`` rows of exactly ``ctx.length`` tokens, each decoded from BOS alone."""
-        from collapse_bench.builtin.models import torch_support
+        from collapse_bench.builtin.models import torch_decoding
 
         prompts = [np.array([self.bos])] * n
         span = (ctx.length, ctx.length)
-        rows = torch_support.generate(
+        rows = torch_decoding.generate(
             self.module,
             prompts,
             ctx.decoding,

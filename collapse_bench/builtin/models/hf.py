@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from collapse_bench.builtin.models.torch_lm import Device, TorchLM, Training
-from collapse_bench.components import FitContext, SampleContext
+from collapse_bench.contexts import FitContext, SampleContext
 from collapse_bench.data import token_bytes
 from collapse_bench.decoding import Decoding
 from collapse_bench.errors import ConfigError
@@ -230,20 +230,20 @@ class HfModel(TorchLM):
         false``) tokens 1.. are scored in the row alone, as the model was trained, and token 0
         after BOS alone, so that it is scored too.
         """
-        from collapse_bench.builtin.models import torch_support
+        from collapse_bench.builtin.models import torch_training
 
         if self.own_tokens:
             rows = np.asarray(data)
-            scored = torch_support.token_nll(self.module, self._own_rows(rows), self.training, self._device())
+            scored = torch_training.token_nll(self.module, self._own_rows(rows), self.training, self._device())
             if self.training.row_bos:
                 return np.array(scored, dtype=np.float64).reshape(rows.shape)
-            first = torch_support.token_nll(
+            first = torch_training.token_nll(
                 self.module, [np.array([self.bos, r[0]]) for r in rows], self.training, self._device()
             )
             return np.column_stack([np.concatenate(first), np.array(scored)]).astype(np.float64)
         seqs, where = self._texts(data)
         out = np.zeros(np.asarray(data).shape, dtype=np.float64)
-        scored = torch_support.token_nll(self.module, seqs, self.training, self._device())
+        scored = torch_training.token_nll(self.module, seqs, self.training, self._device())
         for row, (nll, owner) in enumerate(zip(scored, where, strict=True)):
             np.add.at(out[row], owner, nll)
         return out
@@ -280,11 +280,11 @@ class HfModel(TorchLM):
 
     def _continue(self, rows: np.ndarray | None, n: int, ctx: SampleContext, decoding: Decoding) -> np.ndarray:
         """New rows after each of ``rows`` (after BOS alone when ``None``)."""
-        from collapse_bench.builtin.models import torch_support
+        from collapse_bench.builtin.models import torch_decoding
 
         prompts = [np.array([self.bos])] * n if rows is None else self._sequences(rows)
         if self.own_tokens:  # the row is exactly ctx.length new ids, unchanged (EOS suppressed until then)
-            more = torch_support.generate(
+            more = torch_decoding.generate(
                 self.module, prompts, decoding, (ctx.length, ctx.length), eos=self.tokenizer.eos_token_id,
                 rng=ctx.rng, cfg=self.training, dev=self._device(),
             )  # fmt: skip
@@ -296,7 +296,7 @@ class HfModel(TorchLM):
         pending = list(range(n))
         for _ in range(ROUNDS):
             contexts = [np.concatenate([prompts[i], new[i]]) for i in pending]
-            more = torch_support.generate(
+            more = torch_decoding.generate(
                 self.module, contexts, decoding, span, eos=self.tokenizer.eos_token_id, rng=ctx.rng,
                 cfg=self.training, dev=self._device(),
             )  # fmt: skip

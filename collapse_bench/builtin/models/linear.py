@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from collapse_bench.components import LOGLIK, FitContext, Model, SampleContext
+from collapse_bench.components import LOGLIK, Model
+from collapse_bench.contexts import FitContext, SampleContext
 from collapse_bench.errors import ConfigError
 
 #: Capability of a model that exposes fitted regression coefficients (``coefficients()``).

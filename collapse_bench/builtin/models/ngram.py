@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from collapse_bench.components import LOGLIK, FitContext, Model, SampleContext
+from collapse_bench.components import LOGLIK, Model
+from collapse_bench.contexts import FitContext, SampleContext
 from collapse_bench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:

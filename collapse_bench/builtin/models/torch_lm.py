@@ -1,8 +1,9 @@
 """What the transformer language models share: the training budget and the torch-backed model base.
 
 This module does not import torch: the registry imports every built-in model, and a run of the
-n-gram model must not pay for torch. The torch code lives in :mod:`torch_support`, imported the
-first time a transformer model is trained or loaded.
+n-gram model must not pay for torch. The torch code lives in :mod:`torch_support`,
+:mod:`torch_training` and :mod:`torch_decoding`, imported the first time a transformer model is
+trained, scored, sampled or loaded.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from collapse_bench.components import LOGLIK, FitContext, Model
+from collapse_bench.components import LOGLIK, Model
+from collapse_bench.contexts import FitContext
 from collapse_bench.errors import ConfigError
 from collapse_bench.settings import build, setting
 
@@ -126,7 +128,7 @@ class TorchLM(Model):
         """Refuse decoding settings this model cannot honour under ``protocol``."""
 
     def fit(self, data: np.ndarray, ctx: FitContext) -> None:
-        from collapse_bench.builtin.models import torch_support
+        from collapse_bench.builtin.models import torch_support, torch_training
 
         self.training = Training.parse(ctx.training)
         torch_support.seed(ctx.rng)
@@ -142,7 +144,7 @@ class TorchLM(Model):
             validation = self._sequences(ctx.validation)
         seqs = self._sequences(data)
         steps = self.training.steps_for(len(seqs), ctx.train_size)
-        self.compute = torch_support.train(
+        self.compute = torch_training.train(
             self.module, seqs, self.training, steps, lr, ctx.rng, self._device(), validation
         )
 
@@ -156,9 +158,9 @@ class TorchLM(Model):
 
     def _sequence_nll(self, data: np.ndarray) -> list[np.ndarray]:
         """NLL in nats of every token after the BOS of each row's own sequence."""
-        from collapse_bench.builtin.models import torch_support
+        from collapse_bench.builtin.models import torch_training
 
-        return torch_support.token_nll(self.module, self._sequences(data), self.training, self._device())
+        return torch_training.token_nll(self.module, self._sequences(data), self.training, self._device())
 
     def save(self, path: Path) -> None:
         self.module.save_pretrained(path / "model")

@@ -12,7 +12,7 @@ from collapse_bench_lmeval.metric import DownstreamMetric
 from collapse_bench_lmeval.next_word import questions
 
 from collapse_bench.builtin.models import NgramModel
-from collapse_bench.components import FitContext, MetricContext
+from collapse_bench.contexts import FitContext, MetricContext
 from collapse_bench.errors import ConfigError
 
 

@@ -1,0 +1,1 @@
+"""The subcommands of ``collapse-bench``, one module per group of jobs; :mod:`collapse_bench.cli` assembles them."""
