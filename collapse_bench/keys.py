@@ -37,15 +37,29 @@ if TYPE_CHECKING:
 
 
 def _module_file(name: str) -> Path | None:
-    """The source file of module ``name``, or ``None`` when it has none (built-in, namespace, missing)."""
+    """The source file of module ``name``, or ``None`` when it has none (built-in, namespace, missing).
+
+    A module not imported yet is looked for in the folders of its imported top-level package,
+    never imported itself: finding ``pkg.mod`` with importlib would run ``pkg.mod``'s imports.
+    """
     module = sys.modules.get(name)
-    origin = getattr(module, "__file__", None) if module is not None else None
-    if origin is None:
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            return None
-        origin = spec.origin if spec is not None else None
+    if module is not None:
+        origin = getattr(module, "__file__", None)
+        return Path(origin) if origin and origin.endswith(".py") else None
+    top, _, rest = name.partition(".")
+    package = sys.modules.get(top)
+    if package is not None and rest:
+        for folder in getattr(package, "__path__", ()):
+            base = Path(folder).joinpath(*rest.split("."))
+            for candidate in (base.with_name(base.name + ".py"), base / "__init__.py"):
+                if candidate.is_file():
+                    return candidate
+        return None
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None else None
     return Path(origin) if origin and origin.endswith(".py") else None
 
 
