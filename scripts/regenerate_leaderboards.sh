@@ -8,7 +8,8 @@
 # is (a) ngram and categorical x every registered mixer x SEEDS seeds and (b) gpt-tiny x GPT_MIXERS
 # x GPT_SEEDS seeds, because gpt-tiny under every mixer costs hours more than the rest together.
 #
-# Environment: SEEDS (default 5), THEORY_SEEDS (10: BCa intervals), GPT_SEEDS (quick's gpt-tiny and
+# Environment: SEEDS (default 5), THEORY_SEEDS (theory, gerstgrasser2024 and qiao2025-gaussian, whose
+# own default is 10: BCa intervals), GPT_SEEDS (quick's gpt-tiny and
 # shakespeare-gpt, default 3), GPT_MIXERS (quick's gpt-tiny, default "replace accumulate"), JOBS
 # (worker processes per run, default 2), RUNS (runs, default runs/leaderboards), OUT (the
 # leaderboard folder, default leaderboards), EMBED (markdown files whose leaderboard markers are
@@ -34,7 +35,8 @@ MIXERS=$(python -c "from collapse_bench.plugins import get_registry as r; print(
 KNOWN=$(python -c "from collapse_bench.plugins import get_registry as r; print(' '.join(e.name for e in r().entries('protocol')))")
 
 # grid PROTOCOL NAME SEEDS [run options...]: run NAME (resumable: finished steps come from the
-# cache), export it as a bundle, publish it. NAME tells apart the grids of one protocol.
+# cache; a run already complete is kept), export it as a bundle, publish it. NAME tells apart the
+# grids of one protocol.
 grid() {
     local protocol=$1 name=$2 seeds=$3
     shift 3
@@ -42,7 +44,9 @@ grid() {
         echo "skipped $protocol: not a registered protocol" >&2
         return
     fi
-    collapse-bench run -p "$protocol" "$@" --seeds "$seeds" --jobs "$JOBS" --out "$RUNS" --run-id "$name-$seeds" -q
+    if ! grep -qs '"status": "complete"' "$RUNS/$name-$seeds/manifest.json"; then
+        collapse-bench run -p "$protocol" "$@" --seeds "$seeds" --jobs "$JOBS" --out "$RUNS" --run-id "$name-$seeds" -q
+    fi
     collapse-bench export "$RUNS/$name-$seeds" -o "$RUNS/$name-$seeds.json"
     collapse-bench publish "$RUNS/$name-$seeds.json" --to "$NEW"
 }
@@ -58,11 +62,11 @@ if [ "$GRID" = smoke ]; then
 else
     mapfile -t every < <(mixers "$MIXERS")
     mapfile -t gpt < <(mixers "$GPT_MIXERS")
-    grid quick quick "$SEEDS" --model ngram --model categorical "${every[@]}"
+    grid quick quick-ngram-categorical "$SEEDS" --model ngram --model categorical "${every[@]}"
     grid quick quick-gpt-tiny "$GPT_SEEDS" --model gpt-tiny "${gpt[@]}"
     grid theory theory "$THEORY_SEEDS"
-    grid gerstgrasser2024 gerstgrasser2024 "$SEEDS"
-    grid qiao2025-gaussian qiao2025-gaussian "$SEEDS"
+    grid gerstgrasser2024 gerstgrasser2024 "$THEORY_SEEDS"
+    grid qiao2025-gaussian qiao2025-gaussian "$THEORY_SEEDS"
     grid shakespeare-gpt shakespeare-gpt "$GPT_SEEDS"
 fi
 
