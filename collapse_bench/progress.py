@@ -64,9 +64,6 @@ class ConsoleProgress:
         self.status = None  # the spinner while the data is loaded and split
 
     def preparing(self, plan, step: str) -> None:
-        if not self.console.is_terminal:  # a handful of lines: what happens before the first step
-            self.console.print(f"{step} ({plan.dataset.label})", highlight=False)
-            return
         if self.status is None:
             self.status = self.console.status(f"loading {plan.dataset.label}")
             self.status.start()

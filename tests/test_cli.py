@@ -69,14 +69,6 @@ def test_list_shows_every_kind_with_origin(tmp_path):
     assert "collapse-bench" in res.stdout
 
 
-def test_list_takes_a_kind_in_the_singular_or_the_plural(tmp_path):
-    singular, plural = cb("list", "mixer", cwd=tmp_path), cb("list", "mixers", cwd=tmp_path)
-    assert singular.returncode == plural.returncode == 0 and singular.stdout == plural.stdout
-    assert singular.stdout.startswith("Mixers\n") and "\nselect " in singular.stdout
-    assert "\nngram " not in singular.stdout
-    assert cb("list", "mixxers", cwd=tmp_path).returncode == 2
-
-
 BAD_PROTOCOL_MISSING = 'name = "x"\nversion = "1.0"\n'
 BAD_PROTOCOL_TYPE = (
     (Path(__file__).parent.parent / "collapse_bench/protocols/smoke.toml")
@@ -179,11 +171,7 @@ def test_piped_progress_is_a_line_per_finished_cell_plus_one_every_few_seconds(t
     assert len(finished) == 4  # 2 mixers x 2 seeds, each reported when its generation 2 is scored
     assert finished[-1].startswith("[10/10] ")  # 2 seeds x (generation 0, shared, + 2 mixers x generations 1, 2)
     assert len(progress) - len(finished) <= elapsed / INTERVAL
-    lines = res.stderr.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("smoke@1.0 on "))
-    # before it, one line per step of preparing the data (or one: read back from the cache)
-    assert 1 <= start <= 5 and all(line.endswith(" (shakespeare:genres=roman)") for line in lines[:start])
-    head = lines[start]  # whole, though longer than the 80 columns rich assumes in a pipe
+    head = res.stderr.splitlines()[0]  # whole, though longer than the 80 columns rich assumes in a pipe
     assert head.startswith("smoke@1.0 on shakespeare") and " -> runs/" in head and len(head) > 80
     run_dir = head.split(" -> ")[1]
     assert res.stdout.rstrip().endswith(f"next: collapse-bench show {run_dir} --samples")
