@@ -69,6 +69,14 @@ def test_list_shows_every_kind_with_origin(tmp_path):
     assert "collapse-bench" in res.stdout
 
 
+def test_list_takes_a_kind_in_the_singular_or_the_plural(tmp_path):
+    singular, plural = cb("list", "mixer", cwd=tmp_path), cb("list", "mixers", cwd=tmp_path)
+    assert singular.returncode == plural.returncode == 0 and singular.stdout == plural.stdout
+    assert singular.stdout.startswith("Mixers\n") and "\nselect " in singular.stdout
+    assert "\nngram " not in singular.stdout
+    assert cb("list", "mixxers", cwd=tmp_path).returncode == 2
+
+
 BAD_PROTOCOL_MISSING = 'name = "x"\nversion = "1.0"\n'
 BAD_PROTOCOL_TYPE = (
     (Path(__file__).parent.parent / "collapse_bench/protocols/smoke.toml")

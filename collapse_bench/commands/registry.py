@@ -45,9 +45,13 @@ def plugins_command(as_json: bool) -> None:
 
 
 @click.command(name="list")
-@click.argument("kind", required=False, type=click.Choice(list(KINDS)))
+@click.argument("kind", required=False, type=click.Choice([*KINDS, *(f"{k}s" for k in KINDS)]))
 def list_components(kind: str | None) -> None:
-    """Show every registered dataset, model, mixer, metric and protocol, with its plugin of origin."""
+    """Show every registered dataset, model, mixer, metric and protocol, with its plugin of origin.
+
+    KIND narrows it to one kind, named in the singular or the plural (``mixer`` or ``mixers``).
+    """
+    kind = kind.removesuffix("s") if kind and kind not in KINDS else kind
     from tabulate import tabulate
 
     from collapse_bench.plugins import get_registry
