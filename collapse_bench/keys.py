@@ -76,12 +76,11 @@ def _imported(name: str, path: Path) -> frozenset[str]:
     Parsed once per process and version of the file (every component's hash walks the same
     core modules); an edited file is parsed again.
     """
-    st = path.stat()
-    return _imports_of(name, path, (st.st_size, st.st_mtime_ns, st.st_ino))
+    return _imports_of(name, path, _stamp(path))
 
 
 @functools.cache
-def _imports_of(name: str, path: Path, stamp: tuple[int, int, int]) -> frozenset[str]:
+def _imports_of(name: str, path: Path, stamp: tuple[str, int, int, int]) -> frozenset[str]:
     """:func:`_imported` for one version (``stamp``) of the file.
 
     Only names of ``name``'s own top-level package are resolved to submodules: another package
@@ -161,9 +160,14 @@ def code_hash(cls: type) -> str:
 _FILE_HASHES: dict[tuple[str, int, int, int], str] = {}
 
 
-def _file_hash(path: Path) -> str:
+def _stamp(path: Path) -> tuple[str, int, int, int]:
+    """A version of a file: its path, size, modification time and inode (changes when it is edited)."""
     st = path.stat()
-    stamp = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _file_hash(path: Path) -> str:
+    stamp = _stamp(path)
     if stamp not in _FILE_HASHES:
         h = hashlib.sha256()
         with path.open("rb") as fh:
