@@ -14,8 +14,8 @@ spinning in a loop, as other work on a shared machine does), it measures in fres
 
 Each figure is the best of ``--repeats`` timings after a warm-up. The results, with the
 machine, go to ``threads.json`` in ``--out``; docs that quote thread figures cite that file.
-The library's default (one thread for token-by-token decoding on a CPU unless
-``OMP_NUM_THREADS`` is set, torch's count for training and scoring) is chosen from it.
+The library's default (one torch thread per process unless ``OMP_NUM_THREADS`` is set;
+``torch_support.default_threads``) is chosen from it.
 """
 
 from __future__ import annotations

@@ -58,11 +58,11 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 def default_threads() -> None:
     """One intra-op thread for torch in this process, unless the user chose a count.
 
-    The transformer models' operations (a batch of one token per decoding step, small networks
-    in training) are too small to share among threads: they spend their time waiting for each
-    other, and when other processes keep the cores busy the waiting collapses
-    (``benchmarks/threads.py`` measures both counts, idle and busy; its results file has the
-    figures). Setting ``OMP_NUM_THREADS`` (or ``MKL_NUM_THREADS``), as the engine does for each
+    Torch's default (one thread per core) is faster on an idle machine, but token-by-token
+    decoding synchronises its threads at every token, and when other processes keep the cores
+    busy it collapses: ``benchmarks/threads.py`` measured gpt-tiny sampling on 2 cores at 1.7x
+    faster idle and 10.5x slower busy (``benchmarks/results/threads.json``). One thread never
+    collapses. Setting ``OMP_NUM_THREADS`` (or ``MKL_NUM_THREADS``), as the engine does for each
     worker process, leaves the count to that setting. Runs record the count with every step.
     """
     if not any(os.environ.get(v) for v in THREAD_VARIABLES):
