@@ -77,6 +77,9 @@ class RayExecutor:
     def __init__(self, setup: WorkerSetup, options: ExecutorOptions, resources: Callable[[StepSpec], dict]) -> None:
         self.setup, self.options, self.resources = setup, options, resources
         self.ray = import_ray()
+        #: Whether this run called ``ray.init`` (rather than finding this process already joined).
+        self.joined = False
+        #: Whether it also started the cluster (a local one), which it then stops.
         self.started = False
         self.refs: list[Any] = []
 
@@ -96,6 +99,7 @@ class RayExecutor:
             else:
                 ray.init(include_dashboard=False, **settings)
                 self.started = True
+            self.joined = True
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(
@@ -176,15 +180,25 @@ class RayExecutor:
         return False
 
     def cancel(self) -> None:
-        """Cancel every task not finished; stop the local cluster if this run started it."""
-        for ref in self.refs:
+        """Stop every task not finished, and leave the cluster if this run joined it.
+
+        Leaving ends this run's Ray job, and Ray stops the job's workers, tasks running or not.
+        Cancelling task by task (``ray.cancel(force=True)``) races with a task finishing at that
+        moment, which crashes the driver inside Ray ("Tried to complete task that was not
+        pending", ray-project/ray#54846; here about one interrupt in six): that is left for a
+        process that joined the cluster itself, whose connection is not this run's to close.
+        """
+        refs, self.refs = self.refs, []
+        if self.joined:
+            self.ray.shutdown()
+            self.joined = self.started = False
+            return
+        for ref in refs:
             with contextlib.suppress(self.ray.exceptions.RayError):  # finished meanwhile
                 self.ray.cancel(ref, force=True)
-        self.refs = []
-        self.close()
 
     def close(self) -> None:
         """Leave the cluster (and stop it if this run started it)."""
         if self.started:
             self.ray.shutdown()
-            self.started = False
+            self.joined = self.started = False
