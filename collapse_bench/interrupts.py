@@ -63,3 +63,27 @@ def stop_signals_interrupt() -> Iterator[None]:
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block, Ctrl-C, SIGTERM and SIGHUP wait until it ends, then act as they would have.
+
+    For work that must not be cut in half: a worker process being started whose start-up data is
+    cut off by an interrupt prints a traceback of its own (``EOFError``) into the run's output.
+    Outside the main thread, where handlers cannot be set, nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {
+        s: signal.signal(s, lambda signum, _frame: pending.append(signum)) for s in (signal.SIGINT, *STOP_SIGNALS)
+    }
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+        if pending:
+            signal.raise_signal(pending[0])  # delivered now, to the handler the block held it from

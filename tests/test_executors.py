@@ -243,6 +243,22 @@ def test_a_signal_stops_every_worker_and_the_same_command_resumes(tmp_path, sig,
     assert numbers(tmp_path / "runs" / "s") == numbers(tmp_path / "runs" / "r")
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_inside_a_deferred_block_acts_when_the_block_ends(sig):
+    """Starting a worker is deferred work: a half-started worker prints an EOFError traceback of its own."""
+    from collapse_bench.interrupts import deferred, stop_signals_interrupt
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt) as caught, stop_signals_interrupt():
+        with deferred():
+            os.kill(os.getpid(), sig)
+            time.sleep(0.1)  # a handler runs at the next bytecode: the block would have been cut here
+            reached.append("end of block")
+        reached.append("after the block")
+    assert reached == ["end of block"]
+    assert getattr(caught.value, "signum", signal.SIGINT) == sig
+
+
 def test_the_fixture_and_the_command_line_make_the_same_run_directory(tmp_path, collapse_bench_run):
     from collapse_bench.testing import run_protocol
 

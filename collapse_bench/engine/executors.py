@@ -20,6 +20,7 @@ from collapse_bench.engine.graph import StepGraph, StepSpec
 from collapse_bench.engine.worker import WorkerSetup, init_process, run_step
 from collapse_bench.engine.workspace import StepResult, Workspace
 from collapse_bench.errors import UserError
+from collapse_bench.interrupts import deferred
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -118,7 +119,8 @@ class ProcessExecutor:
         try:
             while True:
                 for step in ready.take():
-                    running[pool.submit(run_step, self.setup, step)] = step
+                    with deferred():  # submit may start a worker, which must get all of its start-up data
+                        running[pool.submit(run_step, self.setup, step)] = step
                 if not running:
                     return
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
