@@ -2,7 +2,7 @@
 
 Run on a quiet machine, from the repository root, in the environment the README sets up::
 
-    python benchmarks/readme_figures.py                # default and theory runs (minutes)
+    python benchmarks/readme_figures.py                # default, theory and curation runs (minutes)
     python benchmarks/readme_figures.py --slow         # also shakespeare-gpt and quick with gpt-tiny
     python benchmarks/readme_figures.py --tests        # also the test suite (`pytest -q`)
 
@@ -10,8 +10,9 @@ Each command runs in a fresh process with a fresh cache (``COLLAPSE_BENCH_CACHE`
 folder) and a temporary output folder, so nothing of the repository or the user's cache is
 touched or reused: "cold" is a first run, "rerun" the same command again on the cache the first
 one filled. Wall seconds, CPU seconds of the command and its children and peak resident memory
-are taken from the operating system; cache size is the disk space the cache's files occupy
-(allocated blocks, so many small files count as what they take, not their lengths).
+are taken from the operating system; cache size is the disk space the cache occupies, counted
+as ``collapse-bench cache info`` counts it (allocated blocks of files and folders, so many small
+files count as what they take, not their lengths).
 
 Results go to ``benchmarks/results/readme_figures.json``, with the machine, after each
 measurement (each with its time); figures not measured in this invocation keep their earlier
@@ -58,13 +59,11 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
 
 
 def disk_usage(folder: Path) -> dict[str, float]:
-    """Disk space the files under ``folder`` occupy (allocated blocks) and how many files there are."""
-    blocks, files = 0, 0
-    for path in folder.rglob("*"):
-        if path.is_file():
-            blocks += path.stat().st_blocks
-            files += 1
-    return {"disk_mib": round(blocks * 512 / 2**20, 1), "files": files}
+    """Disk space ``folder`` occupies and its file count, as ``collapse-bench cache info`` counts them."""
+    from collapse_bench.cache import disk_usage as blocks_and_files
+
+    used, files = blocks_and_files([folder, *folder.rglob("*")])
+    return {"disk_mib": round(used / 2**20, 1), "files": files}
 
 
 def run_twice(name: str, args: list[str], scratch: Path) -> dict[str, dict]:
@@ -134,7 +133,11 @@ def main() -> None:
         },
         "runs": dict(previous.get("runs", {})),
     }
-    grid = {"default": [], "theory": ["--protocol", "theory"]}
+    grid = {
+        "default": [],
+        "theory": ["--protocol", "theory"],
+        "shakespeare_curation": ["--protocol", "shakespeare-curation"],
+    }
     if args.slow:
         grid |= {
             "shakespeare_gpt": ["--protocol", "shakespeare-gpt"],

@@ -149,6 +149,7 @@ def main() -> None:
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "machine": platform.processor() or platform.machine(),
+            "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     }
     train = {

@@ -124,10 +124,18 @@ def _own_blocks(tokenizer: Any, documents: list[str], length: int) -> np.ndarray
     return _cut([i for ids in encoded for i in ids], length)
 
 
-def _too_small(what: str, have: int, need: int, protocol: Protocol) -> DataError:
+def _too_small(short: dict[str, tuple[int, int]], protocol: Protocol) -> DataError:
+    """The error for a dataset too small for the protocol: every shortfall, and the overrides that fit it.
+
+    ``short`` maps a ``[data]`` field (``train_size``, ``test_size``) to (rows the dataset gives, rows needed).
+    """
+    what = {"train_size": "training ", "test_size": "test "}
+    gives = " and ".join(f"{have} {what.get(field, '')}rows" for field, (have, _) in short.items())
+    needs = " and ".join(str(need) for _, need in short.values())
+    fits = " ".join(f"--set data.{field}={have}" for field, (have, _) in short.items() if field in what and have)
     return DataError(
-        f"dataset {protocol.dataset.name!r} gives {have} {what}rows, but protocol {protocol.label} needs {need}",
-        "use a larger dataset or a protocol with smaller [data] train_size/test_size",
+        f"dataset {protocol.dataset.name!r} gives {gives}, but protocol {protocol.label} needs {needs}",
+        f"use a larger dataset{f', or run a smaller variant: {fits}' if fits else ''}",
     )
 
 
@@ -191,10 +199,13 @@ def prepare(dataset: Dataset, protocol: Protocol, progress: Callable[[str], None
             train_all = train_all[rng.permutation(len(train_all))]
         train_size = spec.train_size or len(train_all)
         test_size = spec.test_size or len(test_all)
-        if len(train_all) < max(train_size, 1):
-            raise _too_small("training ", len(train_all), train_size, protocol)
-        if len(test_all) < max(test_size, 1):
-            raise _too_small("test ", len(test_all), test_size, protocol)
+        short = {
+            field: (len(rows), size)
+            for field, rows, size in (("train_size", train_all, train_size), ("test_size", test_all, test_size))
+            if len(rows) < max(size, 1)
+        }
+        if short:
+            raise _too_small(short, protocol)
         test = test_all[:test_size]
         real = RealData(
             modality="text",
@@ -232,7 +243,7 @@ def prepare(dataset: Dataset, protocol: Protocol, progress: Callable[[str], None
         arr = arr[rng.permutation(len(arr))]
         need = spec.train_size + spec.test_size
         if len(arr) < need:
-            raise _too_small("", len(arr), need, protocol)
+            raise _too_small({"rows": (len(arr), need)}, protocol)
         real = RealData(
             modality="vector",
             test=arr[: spec.test_size],

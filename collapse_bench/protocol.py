@@ -196,10 +196,17 @@ def _plain(value: Any) -> str:
 def parse_protocol(table: dict[str, Any], source: str, sets: Sequence[str] = ()) -> Protocol:
     """Validate a protocol table read from TOML (with ``--set FIELD=VALUE`` overrides) into a :class:`Protocol`."""
     where = f"protocol {source!r}"
-    table, overrides = apply_sets(table, sets)  # a copy
-    defaults = convert(table.pop("defaults", {}), Defaults, f"{where} [defaults]", lenient=False)
-    fixed = {"models": defaults.models, "mixers": defaults.mixers, "source": source, "overrides": overrides}
-    return build(Protocol, table, where, fixed=fixed)
+    changed, overrides = apply_sets(table, sets)  # a copy
+    try:
+        defaults = convert(changed.pop("defaults", {}), Defaults, f"{where} [defaults]", lenient=False)
+        fixed = {"models": defaults.models, "mixers": defaults.mixers, "source": source, "overrides": overrides}
+        return build(Protocol, changed, where, fixed=fixed)
+    except ConfigError as exc:
+        if not sets:
+            raise
+        parse_protocol(table, source)  # an error of the file itself is the file's
+        cause = exc.cause.replace(f"{where} ", "", 1)
+        raise ConfigError(f"--set {' --set '.join(sets)}: {cause}", exc.fix) from None
 
 
 def apply_sets(table: dict[str, Any], sets: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -38,7 +38,7 @@ class Spec:
             if not eq or not key:
                 raise ConfigError(
                     f"parameter {item!r} in spec {text!r} is not key=value",
-                    "write parameters as name:key=value,key=value",
+                    'write parameters as name:key=value,key=value, and quote a value that holds a comma: key="a,b"',
                 )
             if key in params:
                 raise ConfigError(f"parameter {key!r} is given twice in spec {text!r}", "give each parameter once")

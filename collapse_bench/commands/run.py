@@ -137,7 +137,8 @@ def _run(
     if not quiet:
         click.echo(report.summary(rundir))
         click.echo(f"\nrun directory: {rundir.path}  ({time.perf_counter() - started:.1f} s)")
-        click.echo(f"next: collapse-bench show {shlex.quote(str(rundir.path))} --samples")
+        text = result.real is not None and result.real.modality == "text"  # vector samples are pages of numbers
+        click.echo(f"next: collapse-bench show {shlex.quote(str(rundir.path))}{' --samples' if text else ''}")
     failures = list(rundir.failures())  # this attempt's and those an earlier attempt's merge kept
     if failures:
         lines = [

@@ -51,7 +51,7 @@ class StepSpec:
     @property
     def label(self) -> str:
         """How progress lines and failures name it."""
-        return f"{self.model} | {self.mixer or 'generation 0'} | seed {self.seed} | generation {self.generation}"
+        return f"{self.model} | {self.mixer or 'every mixer'} | seed {self.seed} | generation {self.generation}"
 
 
 class StepGraph:
