@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -182,6 +183,7 @@ def test_a_worker_killed_mid_step_is_retried_with_identical_numbers(tmp_path, ex
     os.kill(pid, signal.SIGKILL)
     done = finish(proc)
     assert done.returncode == 0, done.stderr
+    assert executor == "ray" or "a worker process died" in done.stderr  # said, not silent (Ray says it itself)
     assert numbers(tmp_path / "runs" / "k") == numbers(tmp_path / "runs" / "ref")
     assert json.loads((tmp_path / "runs" / "k" / "manifest.json").read_text())["status"] == "complete"
 
@@ -259,6 +261,55 @@ def test_a_signal_inside_a_deferred_block_acts_when_the_block_ends(sig):
     assert getattr(caught.value, "signum", signal.SIGINT) == sig
 
 
+def test_a_cluster_started_with_ray_start_and_a_token_is_joined_as_docs_say(tmp_path, local_numbers):
+    """docs/scale-out.md's recipe: `ray start --head` (token authentication on, as Ray turns it on when
+    ~/.ray/auth_token exists), then `--ray-address`; the driver sends the token without being told."""
+    import socket
+    import uuid
+
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {"HOME": str(home)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_bin = Path(sys.executable).parent / "ray"
+    # `ray start` leaves its address in Ray's temporary folder, where a later `ray.init()` (another
+    # test's local cluster) would look for a cluster to join: restored afterwards.
+    current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    before = current.read_bytes() if current.exists() else None
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         "--disable-usage-stats", "--block"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        grid = ["run", "-p", "smoke", "--model", "ngram", "--model", "categorical", "--mixer", "replace"]
+        grid += ["--mixer", "accumulate", "--seeds", "2", "--generations", "2"]  # GRID
+        args = [*grid, "--executor", "ray", "--ray-address", f"127.0.0.1:{port}", "--run-id", "t", "-q"]
+        deadline = time.time() + 120
+        while True:  # the head takes a few seconds to listen
+            done = subprocess.run(
+                [sys.executable, "-c", "from collapse_bench.cli import main; main()", *args],
+                cwd=tmp_path, env=env | {"COLLAPSE_BENCH_CACHE": str(tmp_path / "cache")},
+                capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            if done.returncode == 0 or time.time() > deadline or "nothing answers" not in done.stderr:
+                break
+            time.sleep(1)
+        assert done.returncode == 0, done.stderr
+        assert "InvalidAuthToken" not in done.stderr
+        assert numbers(tmp_path / "runs" / "t") == local_numbers
+    finally:
+        head.terminate()  # --block: stopping `ray start` stops the processes it started
+        head.wait(timeout=60)
+        if before is None:
+            current.unlink(missing_ok=True)
+        else:
+            current.write_bytes(before)
+
+
 def test_the_fixture_and_the_command_line_make_the_same_run_directory(tmp_path, collapse_bench_run):
     from collapse_bench.testing import run_protocol
 
@@ -300,6 +351,10 @@ HIDE_RAY = "raise ImportError('No module named ray')\n"
         (["--executor", "proceses"], "did you mean 'processes'"),
         (["--executor", "ray"], "pip install 'collapse-bench[ray]'"),
         (["--executor", "ray", "--ray-address", "127.0.0.1:9"], "cannot reach the Ray cluster at 127.0.0.1:9"),
+        (["--executor", "local", "--jobs", "2"], "--jobs 2 is for --executor processes, not local"),
+        (["--executor", "ray", "--jobs", "2"], "--jobs 2 is for --executor processes, not ray"),
+        (["--jobs", "2", "--gpus-per-task", "1"], "--gpus-per-task is for --executor ray, not processes"),
+        (["--ray-address", "127.0.0.1:9"], "--ray-address is for --executor ray, not local"),
     ],
 )
 def test_bad_executor_settings_give_one_clear_line_and_write_nothing(tmp_path, args, expect):

@@ -79,12 +79,14 @@ class Progress:
         """The run was interrupted (Ctrl-C, SIGTERM, SIGHUP): the same command resumes it."""
 
 
-def _executor(options: ExecutorOptions, plan: Plan, setup: WorkerSetup, workspace: Callable[[], Workspace]):
+def _executor(
+    options: ExecutorOptions, plan: Plan, setup: WorkerSetup, workspace: Callable[[], Workspace], log: Callable
+):
     """The executor the user chose, connected (and its cache checked) before anything is written."""
     if options.name == "local":
         return LocalExecutor(workspace)
     if options.name == "processes":
-        return ProcessExecutor(setup, options.jobs)
+        return ProcessExecutor(setup, options.jobs, log)
     from collapse_bench.engine.ray_executor import RayExecutor
 
     models = {m.label: m.make() for m in plan.models}
@@ -144,7 +146,7 @@ def run(
         threads=threads_per_worker(options.jobs) if options.name == "processes" else None,
     )
     real: RealData | None = None
-    chosen = _executor(options, plan, setup, lambda: Workspace(plan, real, cache))
+    chosen = _executor(options, plan, setup, lambda: Workspace(plan, real, cache), cache.log)
     progress = progress or Progress()
     try:
         real = load_data(plan, cache, lambda step: progress.preparing(plan, step))

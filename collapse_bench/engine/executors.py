@@ -96,8 +96,8 @@ class LocalExecutor:
 class ProcessExecutor:
     """``jobs`` worker processes on this machine; a step whose worker died is started again."""
 
-    def __init__(self, setup: WorkerSetup, jobs: int) -> None:
-        self.setup, self.jobs = setup, jobs
+    def __init__(self, setup: WorkerSetup, jobs: int, log: Callable[[str], None] = lambda _: None) -> None:
+        self.setup, self.jobs, self.log = setup, jobs, log
         self.pool: ProcessPoolExecutor | None = None
 
     def _start(self) -> ProcessPoolExecutor:
@@ -139,6 +139,10 @@ class ProcessExecutor:
                     running.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = self._start()
+                    self.log(
+                        f"a worker process died (killed, or out of memory); {len(lost)} step(s) it shared the pool "
+                        "with start again"
+                    )
                     for step in lost:
                         attempts[step.key] = attempts.get(step.key, 0) + 1
                         if attempts[step.key] > RETRIES:
@@ -173,6 +177,17 @@ def check_options(options: ExecutorOptions) -> None:
         raise UserError(f"--jobs is {options.jobs}", "give 1 or more worker processes")
     if options.gpus_per_task is not None and options.gpus_per_task < 0:
         raise UserError(f"--gpus-per-task is {options.gpus_per_task}", "give 0 or more")
+    # An option another executor would use is refused rather than silently ignored.
+    if options.jobs != 1 and options.name != "processes":
+        raise UserError(
+            f"--jobs {options.jobs} is for --executor processes, not {options.name}",
+            "drop --executor (--jobs alone means processes), or drop --jobs: Ray sizes itself by its cluster"
+            if options.name == "ray"
+            else "drop --executor local, or drop --jobs",
+        )
+    for flag, value in (("--ray-address", options.ray_address), ("--gpus-per-task", options.gpus_per_task)):
+        if value is not None and options.name != "ray":
+            raise UserError(f"{flag} is for --executor ray, not {options.name}", f"add --executor ray, or drop {flag}")
 
 
 def threads_per_worker(jobs: int) -> int:

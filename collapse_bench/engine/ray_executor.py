@@ -60,8 +60,24 @@ def _reachable(address: str) -> None:
         raise ConnectionError(f"nothing answers at {host}:{port} ({exc.strerror or exc})") from None
 
 
+def _token_auth_if_available() -> None:
+    """Send the cluster a token when one is at hand and the user chose no authentication mode.
+
+    ``ray start`` turns token authentication on by itself when ``~/.ray/auth_token`` exists, but a
+    driver joining by address sends a token only under ``RAY_AUTH_MODE=token``, so without this
+    the documented ``ray start`` recipe was refused ("InvalidAuthToken"). A cluster without
+    authentication accepts a driver that sends a token.
+    """
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or Path(path).is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def import_ray() -> Any:
     """The ``ray`` module, or a one-line error saying how to install it."""
+    _token_auth_if_available()  # Ray reads its authentication mode when first imported
     try:
         import ray
     except ImportError:
@@ -104,7 +120,8 @@ class RayExecutor:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(
                 f"cannot reach the Ray cluster at {address or 'a new local cluster'}: {first}",
-                "start it with `ray start --head` (see docs/scale-out.md), or check --ray-address / RAY_ADDRESS",
+                "start it with `ray start --head` (see docs/scale-out.md), or check --ray-address / RAY_ADDRESS; a "
+                "cluster with token authentication needs its token here (~/.ray/auth_token or RAY_AUTH_TOKEN)",
             ) from None
 
     def check_shared_cache(self) -> None:
