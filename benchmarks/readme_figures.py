@@ -38,6 +38,18 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "readme_figures.json"
 MARKER = re.compile(r"<!--fig:([a-z0-9_]+)-->(.*?)<!--/fig-->", re.S)
 
+#: The runs measured every time, by figure name: their arguments to ``collapse-bench run``.
+GRID = {
+    "default": [],
+    "theory": ["--protocol", "theory"],
+    "shakespeare_curation": ["--protocol", "shakespeare-curation"],
+}
+#: The runs measured with ``--slow`` (minutes each).
+SLOW = {
+    "shakespeare_gpt": ["--protocol", "shakespeare-gpt"],
+    "quick_gpt_tiny": ["--model", "gpt-tiny", "--mixer", "replace", "--generations", "3"],
+}
+
 #: Prints the wall seconds, CPU seconds and peak RSS (KiB on Linux) of the command in argv.
 TIMER = """
 import resource, subprocess, sys, time
@@ -133,16 +145,7 @@ def main() -> None:
         },
         "runs": dict(previous.get("runs", {})),
     }
-    grid = {
-        "default": [],
-        "theory": ["--protocol", "theory"],
-        "shakespeare_curation": ["--protocol", "shakespeare-curation"],
-    }
-    if args.slow:
-        grid |= {
-            "shakespeare_gpt": ["--protocol", "shakespeare-gpt"],
-            "quick_gpt_tiny": ["--model", "gpt-tiny", "--mixer", "replace", "--generations", "3"],
-        }
+    grid = GRID | (SLOW if args.slow else {})
     if "tests" in previous:
         results["tests"] = previous["tests"]
     with tempfile.TemporaryDirectory(prefix="readme-figures-") as tmp:

@@ -1,6 +1,6 @@
 """Training and sampling speed of the transformer models against the transformers defaults.
 
-Run by hand (minutes on 2 CPU cores)::
+Run by hand (minutes on 2 CPU cores), after ``pip install -e '.[bench]'`` (the ``Trainer`` needs accelerate)::
 
     python benchmarks/transformers_speed.py [--steps 60] [--out benchmarks/results]
 
